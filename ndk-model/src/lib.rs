@@ -3,8 +3,14 @@
 
 mod sync;
 
+pub mod error;
+pub mod packet;
+
 #[allow(unsafe_code)]
 pub mod shm;
 
 #[allow(unsafe_code)]
 pub mod ring;
+
+#[allow(unsafe_code)]
+pub mod pool;
