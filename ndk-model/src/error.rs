@@ -55,8 +55,22 @@ impl IoReturn {
             NoSpace, NotFound, NotPermitted, NotReady, Offline, Overrun, Success, Unsupported,
         };
         [
-            Success, Error, NoMemory, NoResources, BadArgument, Unsupported, InternalError,
-            IoError, Busy, Offline, NotReady, NoSpace, NotPermitted, Overrun, Aborted, NotFound,
+            Success,
+            Error,
+            NoMemory,
+            NoResources,
+            BadArgument,
+            Unsupported,
+            InternalError,
+            IoError,
+            Busy,
+            Offline,
+            NotReady,
+            NoSpace,
+            NotPermitted,
+            Overrun,
+            Aborted,
+            NotFound,
         ]
         .into_iter()
         .find(|c| c.code() == code)

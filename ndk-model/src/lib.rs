@@ -3,8 +3,11 @@
 
 mod sync;
 
+pub mod area;
 pub mod error;
+pub mod notify;
 pub mod packet;
+pub mod queue;
 
 #[allow(unsafe_code)]
 pub mod shm;

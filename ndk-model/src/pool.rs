@@ -572,6 +572,15 @@ impl LeakReport {
     }
 }
 
+/// Why a queue could not take a packet token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TransferError {
+    /// The token is from another pool.
+    Foreign,
+    /// The packet is not in the state the queue needs.
+    WrongOwner(Option<OwnerState>),
+}
+
 static NEXT_POOL_ID: StdAtomicU32 = StdAtomicU32::new(1);
 
 /// A packet buffer pool. Cheap to clone: clones share one pool.
@@ -649,7 +658,8 @@ impl PacketBufferPool {
         let count = config.packet_count;
         let tag_bits = tag_bits.min(32);
         let header = region.ptr_at::<PoolHeader>(offset_bytes, 1);
-        let links = region.ptr_at::<AtomicU32>(offset_bytes + layout.links_offset_bytes, count as usize);
+        let links =
+            region.ptr_at::<AtomicU32>(offset_bytes + layout.links_offset_bytes, count as usize);
         let states =
             region.ptr_at::<PacketState>(offset_bytes + layout.states_offset_bytes, count as usize);
         let buffers = region.ptr_at::<u8>(
@@ -715,8 +725,10 @@ impl PacketBufferPool {
         let options = config.validate().map_err(|_| PoolCreateError::BadHeader)?;
         let layout = config.layout();
         let consistent = info.stride_bytes.load(Ordering::Relaxed) == config.stride_bytes()
-            && info.links_offset_bytes.load(Ordering::Relaxed) as usize == layout.links_offset_bytes
-            && info.states_offset_bytes.load(Ordering::Relaxed) as usize == layout.states_offset_bytes
+            && info.links_offset_bytes.load(Ordering::Relaxed) as usize
+                == layout.links_offset_bytes
+            && info.states_offset_bytes.load(Ordering::Relaxed) as usize
+                == layout.states_offset_bytes
             && info.buffers_offset_bytes.load(Ordering::Relaxed) as usize
                 == layout.buffers_offset_bytes
             && info.total_bytes.load(Ordering::Relaxed) as usize == layout.total_bytes;
@@ -761,7 +773,11 @@ impl PacketBufferPool {
                 buffer_count: config.buffer_count,
                 buffer_size_bytes: config.buffer_size_bytes,
                 stride_bytes: config.stride_bytes(),
-                tag_mask: if tag_bits >= 32 { u32::MAX } else { (1u32 << tag_bits) - 1 },
+                tag_mask: if tag_bits >= 32 {
+                    u32::MAX
+                } else {
+                    (1u32 << tag_bits) - 1
+                },
                 name: config.name,
                 options,
                 id: NEXT_POOL_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -900,7 +916,9 @@ impl PacketBufferPool {
             Ordering::Acquire,
         ) {
             Ok(_) => Ok(self.inner.token(index)),
-            Err(found) if found == expected | OWNER_TOKEN_BIT => Err(IndexError::TokenLive { index }),
+            Err(found) if found == expected | OWNER_TOKEN_BIT => {
+                Err(IndexError::TokenLive { index })
+            }
             Err(found) => Err(IndexError::NotDriverOwned {
                 index,
                 owner_word: found,
@@ -969,36 +987,24 @@ impl PacketBufferPool {
         report
     }
 
-    pub(crate) fn inner_id(&self) -> u32 {
-        self.inner.id
-    }
-
-    /// Moves a token between owner states for a queue: checks `from`, stores `to`.
-    pub(crate) fn transfer_out(
+    /// Moves a queued packet's owner state for a queue: checks `from`, stores `to`. The
+    /// caller then spends the token.
+    pub(crate) fn transfer_out_ref(
         &self,
-        packet: Packet,
+        packet: &Packet,
         from: OwnerState,
         to: OwnerState,
-    ) -> Result<u32, (Packet, Option<OwnerState>)> {
-        if packet.pool_id != self.inner.id {
-            return Err((packet, None));
+    ) -> Result<u32, TransferError> {
+        if self.inner.check_pool(packet).is_err() {
+            return Err(TransferError::Foreign);
         }
         let state = self.inner.state(packet.index);
         let word = state.owner.load(Ordering::Relaxed);
         if word != from as u32 | OWNER_TOKEN_BIT {
-            return Err((packet, OwnerState::from_word(word)));
+            return Err(TransferError::WrongOwner(OwnerState::from_word(word)));
         }
         state.owner.store(to as u32, Ordering::Relaxed);
         Ok(packet.index)
-    }
-
-    /// Undoes [`PacketBufferPool::transfer_out`] for a packet a ring did not take.
-    pub(crate) fn transfer_back(&self, index: u32, from: OwnerState) -> Packet {
-        self.inner
-            .state(index)
-            .owner
-            .store(from as u32 | OWNER_TOKEN_BIT, Ordering::Relaxed);
-        self.inner.token(index)
     }
 
     /// Claims an index taken from a ring: `from` → `to` plus token, exclusively.
@@ -1192,14 +1198,20 @@ impl PoolInner {
                 expected,
             });
         }
-        state.owner.store(OwnerState::Free as u32, Ordering::Release);
+        state
+            .owner
+            .store(OwnerState::Free as u32, Ordering::Release);
         Ok(packet.index)
     }
 
     fn buffer_ptr(&self, index: u32) -> *mut u8 {
         assert!(index < self.packet_count, "packet index out of range");
         // SAFETY: `index < packet_count`, so the buffer start is inside the buffer area.
-        unsafe { self.buffers.as_ptr().add(index as usize * self.stride_bytes as usize) }
+        unsafe {
+            self.buffers
+                .as_ptr()
+                .add(index as usize * self.stride_bytes as usize)
+        }
     }
 }
 
@@ -1223,7 +1235,11 @@ impl Drop for PoolInner {
     }
 }
 
-fn check_fits(region: &Region, offset_bytes: usize, len_bytes: usize) -> Result<(), PoolCreateError> {
+fn check_fits(
+    region: &Region,
+    offset_bytes: usize,
+    len_bytes: usize,
+) -> Result<(), PoolCreateError> {
     let fits = offset_bytes
         .checked_add(len_bytes)
         .is_some_and(|end| end <= region.len_bytes());
@@ -1457,12 +1473,16 @@ impl PacketViewMut<'_> {
 
     /// `setLinkHeaderLength`.
     pub fn set_link_header_length(&mut self, length: u8) {
-        self.st().link_header_length.store(length, Ordering::Relaxed);
+        self.st()
+            .link_header_length
+            .store(length, Ordering::Relaxed);
     }
 
     /// Sets the direction.
     pub fn set_direction(&mut self, direction: PacketDirection) {
-        self.st().direction.store(direction as u8, Ordering::Relaxed);
+        self.st()
+            .direction
+            .store(direction as u8, Ordering::Relaxed);
     }
 
     /// `setCompletionStatus`.
@@ -1474,7 +1494,9 @@ impl PacketViewMut<'_> {
 
     /// `setTimestamp` (0 is stored as "no timestamp").
     pub fn set_timestamp_ns(&mut self, timestamp_ns: u64) {
-        self.st().timestamp_ns.store(timestamp_ns, Ordering::Relaxed);
+        self.st()
+            .timestamp_ns
+            .store(timestamp_ns, Ordering::Relaxed);
     }
 
     /// `clearTimestamp`.
@@ -1632,7 +1654,10 @@ impl PoolCache {
         }
         let chain = &self.stack[keep..self.len];
         for pair in chain.windows(2) {
-            self.pool.inner.link(pair[0]).store(pair[1], Ordering::Relaxed);
+            self.pool
+                .inner
+                .link(pair[0])
+                .store(pair[1], Ordering::Relaxed);
         }
         self.pool.inner.push_chain(chain[0], chain[chain.len() - 1]);
         self.len = keep;

@@ -9,19 +9,58 @@ fn configs_are_validated_like_create_with_options() {
     let ok = PoolConfig::new(*b"vnic", 8, 1514);
     assert!(ok.validate().is_ok());
     let cases: [(PoolConfig, IoReturn); 6] = [
-        (PoolConfig { name: *b"a\0bc", ..ok }, IoReturn::BadArgument),
-        (PoolConfig { packet_count: 0, buffer_count: 0, ..ok }, IoReturn::BadArgument),
-        (PoolConfig { buffer_count: 7, ..ok }, IoReturn::BadArgument),
-        (PoolConfig { buffer_size_bytes: 0, ..ok }, IoReturn::BadArgument),
-        (PoolConfig { max_buffers_per_packet: 2, ..ok }, IoReturn::Unsupported),
+        (
+            PoolConfig {
+                name: *b"a\0bc",
+                ..ok
+            },
+            IoReturn::BadArgument,
+        ),
+        (
+            PoolConfig {
+                packet_count: 0,
+                buffer_count: 0,
+                ..ok
+            },
+            IoReturn::BadArgument,
+        ),
+        (
+            PoolConfig {
+                buffer_count: 7,
+                ..ok
+            },
+            IoReturn::BadArgument,
+        ),
+        (
+            PoolConfig {
+                buffer_size_bytes: 0,
+                ..ok
+            },
+            IoReturn::BadArgument,
+        ),
+        (
+            PoolConfig {
+                max_buffers_per_packet: 2,
+                ..ok
+            },
+            IoReturn::Unsupported,
+        ),
         (PoolConfig { options: 0x8, ..ok }, IoReturn::BadArgument),
     ];
     for (config, code) in cases {
         let err = PacketBufferPool::create(config).unwrap_err();
         assert_eq!(IoReturn::from(&err), code, "{config:?}: {err}");
     }
-    let extra_buffers = PoolConfig { buffer_count: 16, ..ok };
-    assert_eq!(PacketBufferPool::create(extra_buffers).unwrap().buffer_count(), 16);
+    let extra_buffers = PoolConfig {
+        buffer_count: 16,
+        ..ok
+    };
+    assert_eq!(
+        PacketBufferPool::create(extra_buffers)
+            .unwrap()
+            .buffer_count(),
+        16
+    );
 }
 
 #[test]
@@ -30,7 +69,9 @@ fn stride_is_not_a_power_of_two() {
     assert_eq!(PoolConfig::new(*b"abcd", 1, 1514).stride_bytes(), 1536);
     assert_eq!(PoolConfig::new(*b"abcd", 1, 16384).stride_bytes(), 16448);
     for size in [1u32, 64, 1500, 2048, 4096, 9216] {
-        assert!(!PoolConfig::new(*b"abcd", 1, size).stride_bytes().is_power_of_two());
+        assert!(!PoolConfig::new(*b"abcd", 1, size)
+            .stride_bytes()
+            .is_power_of_two());
     }
 }
 
@@ -55,7 +96,9 @@ fn foreign_packets_are_rejected_and_returned() {
     let mut packet = a.allocate(Owner::Driver).unwrap();
     assert!(b.packet_mut(&mut packet).is_err());
     let err = b.deallocate(packet).unwrap_err();
-    let DeallocateError::Foreign(packet) = err else { panic!("{err}") };
+    let DeallocateError::Foreign(packet) = err else {
+        panic!("{err}")
+    };
     a.deallocate(packet).unwrap();
 }
 
@@ -64,8 +107,18 @@ fn deallocate_needs_driver_ownership() {
     let p = pool(2);
     let packet = p.allocate(Owner::System).unwrap();
     let err = p.deallocate(packet).unwrap_err();
-    let DeallocateError::WrongOwner { packet, state, expected } = err else { panic!() };
-    assert_eq!((state, expected), (Some(OwnerState::System), OwnerState::Driver));
+    let DeallocateError::WrongOwner {
+        packet,
+        state,
+        expected,
+    } = err
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (state, expected),
+        (Some(OwnerState::System), OwnerState::Driver)
+    );
     p.system_free(packet).unwrap();
     assert_eq!(p.in_use(), 0);
 }
@@ -80,13 +133,22 @@ fn double_free_by_index_is_a_typed_error() {
     assert!(err.is_double_free(), "{err}");
     assert_eq!(
         p.deallocate_index(7),
-        Err(IndexError::OutOfRange { index: 7, packet_count: 2 })
+        Err(IndexError::OutOfRange {
+            index: 7,
+            packet_count: 2
+        })
     );
     // A live token blocks the by-index path, so no second owner can appear.
     let packet = p.allocate(Owner::Driver).unwrap();
     let index = packet.index();
-    assert_eq!(p.deallocate_index(index), Err(IndexError::TokenLive { index }));
-    assert_eq!(p.packet_from_index(index), Err(IndexError::TokenLive { index }));
+    assert_eq!(
+        p.deallocate_index(index),
+        Err(IndexError::TokenLive { index })
+    );
+    assert_eq!(
+        p.packet_from_index(index),
+        Err(IndexError::TokenLive { index })
+    );
     let index = p.into_index(packet).unwrap();
     let packet = p.packet_from_index(index).unwrap();
     p.deallocate(packet).unwrap();
@@ -105,7 +167,11 @@ fn offset_plus_length_never_passes_capacity() {
         assert!(v.set_data_offset(11).is_err());
         assert_eq!(
             v.set_data_offset_and_length(u16::MAX, u32::MAX),
-            Err(PacketBoundsError { offset_bytes: 65535, length_bytes: u32::MAX, capacity_bytes: 100 })
+            Err(PacketBoundsError {
+                offset_bytes: 65535,
+                length_bytes: u32::MAX,
+                capacity_bytes: 100
+            })
         );
         v.write_frame(4, &[1, 2, 3]).unwrap();
         assert_eq!(v.data(), &[1, 2, 3]);
@@ -120,7 +186,10 @@ fn offset_plus_length_never_passes_capacity() {
         v.set_lro_info(LroFlags(1), 4);
     }
     let v = p.packet(&packet).unwrap();
-    assert_eq!((v.data_offset(), v.data_length(), v.link_header_length()), (4, 3, 14));
+    assert_eq!(
+        (v.data_offset(), v.data_length(), v.link_header_length()),
+        (4, 3, 14)
+    );
     assert_eq!(v.direction(), Some(PacketDirection::Rx));
     assert_eq!(v.completion_status(), IoReturn::Aborted.code());
     assert_eq!(v.timestamp_ns(), Some(5));
@@ -132,7 +201,10 @@ fn offset_plus_length_never_passes_capacity() {
     // Metadata is reset on the next allocation.
     let packet = p.allocate(Owner::Driver).unwrap();
     let v = p.packet(&packet).unwrap();
-    assert_eq!((v.data_length(), v.timestamp_ns(), v.direction()), (0, None, Some(PacketDirection::None)));
+    assert_eq!(
+        (v.data_length(), v.timestamp_ns(), v.direction()),
+        (0, None, Some(PacketDirection::None))
+    );
     p.deallocate(packet).unwrap();
 }
 
@@ -156,7 +228,9 @@ fn cache_serves_and_flushes() {
     assert_eq!(p.in_use(), 0);
     drop(cache);
     // Everything is back on the shared list: 64 direct allocations succeed.
-    let again: Vec<Packet> = (0..64).map(|_| p.allocate(Owner::System).unwrap()).collect();
+    let again: Vec<Packet> = (0..64)
+        .map(|_| p.allocate(Owner::System).unwrap())
+        .collect();
     assert_eq!(p.leak_report().system, 64);
     for packet in again {
         p.system_free(packet).unwrap();
@@ -180,9 +254,15 @@ fn leak_report_names_the_leaks() {
 fn corrupted_free_list_is_reported() {
     let p = pool(4);
     p.inner.header().free_head.0.store(99, Ordering::Release);
-    assert_eq!(p.allocate(Owner::Driver), Err(AllocateError::Corrupted { index: 99 }));
+    assert_eq!(
+        p.allocate(Owner::Driver),
+        Err(AllocateError::Corrupted { index: 99 })
+    );
     let mut cache = PoolCache::new(&p, 8);
-    assert_eq!(cache.allocate(Owner::Driver), Err(AllocateError::Corrupted { index: 99 }));
+    assert_eq!(
+        cache.allocate(Owner::Driver),
+        Err(AllocateError::Corrupted { index: 99 })
+    );
 }
 
 #[cfg(not(miri))]
@@ -192,22 +272,34 @@ fn attach_sees_the_same_pool() {
     let region = Arc::new(Region::heap(config.layout().total_bytes + 4096).unwrap());
     let a = PacketBufferPool::create_in(Arc::clone(&region), 4096, config).unwrap();
     let mut packet = a.allocate(Owner::Driver).unwrap();
-    a.packet_mut(&mut packet).unwrap().write_frame(2, b"hello").unwrap();
+    a.packet_mut(&mut packet)
+        .unwrap()
+        .write_frame(2, b"hello")
+        .unwrap();
     let index = a.into_index(packet).unwrap();
     let b = PacketBufferPool::attach(Arc::clone(&region), 4096).unwrap();
-    assert_eq!((b.packet_count(), b.buffer_size_bytes(), b.name()), (16, 1514, *b"shrd"));
+    assert_eq!(
+        (b.packet_count(), b.buffer_size_bytes(), b.name()),
+        (16, 1514, *b"shrd")
+    );
     let packet = b.packet_from_index(index).unwrap();
     assert_eq!(b.packet(&packet).unwrap().data(), b"hello");
     b.deallocate(packet).unwrap();
     assert_eq!(a.in_use(), 0);
-    assert!(matches!(PacketBufferPool::attach(region, 0), Err(PoolCreateError::BadHeader)));
+    assert!(matches!(
+        PacketBufferPool::attach(region, 0),
+        Err(PoolCreateError::BadHeader)
+    ));
 }
 
 #[test]
 fn threads_allocate_and_free_without_double_allocation() {
     let p = pool(8);
-    let owners: Arc<Vec<std::sync::atomic::AtomicBool>> =
-        Arc::new((0..8).map(|_| std::sync::atomic::AtomicBool::new(false)).collect());
+    let owners: Arc<Vec<std::sync::atomic::AtomicBool>> = Arc::new(
+        (0..8)
+            .map(|_| std::sync::atomic::AtomicBool::new(false))
+            .collect(),
+    );
     let rounds = if cfg!(miri) { 50 } else { 20_000 };
     let threads: Vec<_> = (0..3)
         .map(|t| {
@@ -222,7 +314,10 @@ fn threads_allocate_and_free_without_double_allocation() {
                     };
                     let Ok(packet) = got else { continue };
                     let i = packet.index() as usize;
-                    assert!(!owners[i].swap(true, std::sync::atomic::Ordering::AcqRel), "double allocation of {i}");
+                    assert!(
+                        !owners[i].swap(true, std::sync::atomic::Ordering::AcqRel),
+                        "double allocation of {i}"
+                    );
                     owners[i].store(false, std::sync::atomic::Ordering::Release);
                     match cache.as_mut() {
                         Some(c) => c.deallocate(packet).unwrap(),

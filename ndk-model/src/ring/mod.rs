@@ -111,7 +111,7 @@ pub struct RingHeader {
 #[cfg(not(loom))]
 mod layout_checks {
     use super::{CacheLine, PacketDescriptor, RingControl, RingHeader};
-    use static_assertions::{const_assert_eq, assert_eq_size};
+    use static_assertions::{assert_eq_size, const_assert_eq};
     use std::mem::{align_of, offset_of, size_of};
 
     const_assert_eq!(size_of::<RingControl>(), 32);
@@ -354,7 +354,10 @@ impl<T: RingElement> Ring<T> {
     /// # Errors
     /// [`RingError::HalfTaken`] if it was taken before.
     pub fn producer(self: &Arc<Self>) -> Result<Producer<T>, RingError> {
-        if self.producer_taken.swap(true, std::sync::atomic::Ordering::AcqRel) {
+        if self
+            .producer_taken
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
             return Err(RingError::HalfTaken { half: "producer" });
         }
         let tail = self.header().producer.0.load(Ordering::Relaxed);
@@ -371,7 +374,10 @@ impl<T: RingElement> Ring<T> {
     /// # Errors
     /// [`RingError::HalfTaken`] if it was taken before.
     pub fn consumer(self: &Arc<Self>) -> Result<Consumer<T>, RingError> {
-        if self.consumer_taken.swap(true, std::sync::atomic::Ordering::AcqRel) {
+        if self
+            .consumer_taken
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
             return Err(RingError::HalfTaken { half: "consumer" });
         }
         let head = self.header().consumer.0.load(Ordering::Relaxed);
@@ -512,7 +518,8 @@ fn locate<T>(
     offset_bytes: usize,
     capacity: u32,
 ) -> Result<(NonNull<RingHeader>, NonNull<Slot<T>>), RingError> {
-    let len_bytes = std::mem::size_of::<RingHeader>() + capacity as usize * std::mem::size_of::<T>();
+    let len_bytes =
+        std::mem::size_of::<RingHeader>() + capacity as usize * std::mem::size_of::<T>();
     let fits = offset_bytes
         .checked_add(len_bytes)
         .is_some_and(|end| end <= region.len_bytes());
@@ -529,7 +536,10 @@ fn locate<T>(
         capacity as usize,
     );
     // Region pointers are never null (Region invariant).
-    Ok((NonNull::new(header).expect("region pointer"), NonNull::new(slots).expect("region pointer")))
+    Ok((
+        NonNull::new(header).expect("region pointer"),
+        NonNull::new(slots).expect("region pointer"),
+    ))
 }
 
 /// The producer half. One per ring per process; `Send`, used from one thread at a time.
@@ -569,7 +579,10 @@ impl<T: RingElement> Producer<T> {
     #[inline]
     pub fn reserve(&mut self, n: u32) -> Result<WriteChunk<'_, T>, RingCorrupted> {
         let len = self.free(n)?.min(n);
-        Ok(WriteChunk { producer: self, len })
+        Ok(WriteChunk {
+            producer: self,
+            len,
+        })
     }
 
     /// Reserves exactly `n` slots (bulk), or fails with the number free.
@@ -666,7 +679,11 @@ impl<T: RingElement> Producer<T> {
     #[inline(always)]
     fn publish(&mut self, n: u32) {
         self.tail = self.tail.wrapping_add(n);
-        self.ring.header().producer.0.store(self.tail, Ordering::Release);
+        self.ring
+            .header()
+            .producer
+            .0
+            .store(self.tail, Ordering::Release);
     }
 
     /// Test-only: publishes with `Relaxed` instead of `Release`. This is the deliberately
@@ -681,7 +698,11 @@ impl<T: RingElement> Producer<T> {
                     unsafe { p.write(value) }
                 });
                 self.tail = self.tail.wrapping_add(1);
-                self.ring.header().producer.0.store(self.tail, Ordering::Relaxed);
+                self.ring
+                    .header()
+                    .producer
+                    .0
+                    .store(self.tail, Ordering::Relaxed);
                 Ok(())
             }
             Err(e) => Err(PushError::Corrupted(value, e)),
@@ -816,7 +837,10 @@ impl<T: RingElement> Consumer<T> {
     #[inline]
     pub fn peek(&mut self, n: u32) -> Result<ReadChunk<'_, T>, RingCorrupted> {
         let len = self.available(n)?.min(n);
-        Ok(ReadChunk { consumer: self, len })
+        Ok(ReadChunk {
+            consumer: self,
+            len,
+        })
     }
 
     /// Looks at exactly `n` entries (bulk), or fails with the number ready.
@@ -910,7 +934,11 @@ impl<T: RingElement> Consumer<T> {
     #[inline(always)]
     fn advance(&mut self, n: u32) {
         self.head = self.head.wrapping_add(n);
-        self.ring.header().consumer.0.store(self.head, Ordering::Release);
+        self.ring
+            .header()
+            .consumer
+            .0
+            .store(self.head, Ordering::Release);
     }
 }
 

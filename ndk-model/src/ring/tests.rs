@@ -65,8 +65,14 @@ fn chunks_hand_out_two_slices_on_wrap() {
     assert_eq!((a, b), (&[10, 11][..], &[12, 13, 14][..]));
     chunk.release(2);
     assert_eq!(c.available(0).unwrap(), 3);
-    assert!(matches!(c.peek_exact(4), Err(PeekError::TooFew { available: 3 })));
-    assert!(matches!(p.reserve_exact(6), Err(ReserveError::TooFew { free: 5 })));
+    assert!(matches!(
+        c.peek_exact(4),
+        Err(PeekError::TooFew { available: 3 })
+    ));
+    assert!(matches!(
+        p.reserve_exact(6),
+        Err(ReserveError::TooFew { free: 5 })
+    ));
 }
 
 #[test]
@@ -89,9 +95,15 @@ fn dropping_a_chunk_publishes_nothing() {
 fn halves_can_be_taken_once() {
     let ring = Ring::<u32>::new(RingConfig::with_capacity(4)).unwrap();
     let _p = ring.producer().unwrap();
-    assert!(matches!(ring.producer(), Err(RingError::HalfTaken { half: "producer" })));
+    assert!(matches!(
+        ring.producer(),
+        Err(RingError::HalfTaken { half: "producer" })
+    ));
     let _c = ring.consumer().unwrap();
-    assert!(matches!(ring.consumer(), Err(RingError::HalfTaken { half: "consumer" })));
+    assert!(matches!(
+        ring.consumer(),
+        Err(RingError::HalfTaken { half: "consumer" })
+    ));
 }
 
 #[test]
@@ -115,7 +127,10 @@ fn corrupt_peer_index_is_reported_not_followed() {
 #[test]
 fn need_wakeup_protocol_single_thread() {
     let (mut p, mut c) = pair(4, 0);
-    assert!(c.prepare_to_sleep().unwrap(), "empty ring: consumer may sleep");
+    assert!(
+        c.prepare_to_sleep().unwrap(),
+        "empty ring: consumer may sleep"
+    );
     p.push(1).unwrap();
     assert!(p.take_consumer_wakeup(), "producer sees the request");
     assert!(!p.take_consumer_wakeup(), "the request is taken once");
@@ -124,7 +139,10 @@ fn need_wakeup_protocol_single_thread() {
     for v in 2..=4 {
         p.push(v).unwrap();
     }
-    assert!(p.prepare_to_sleep().unwrap(), "full ring: producer may sleep");
+    assert!(
+        p.prepare_to_sleep().unwrap(),
+        "full ring: producer may sleep"
+    );
     assert_eq!(c.pop().unwrap(), Some(1));
     assert!(c.take_producer_wakeup());
 }
@@ -147,7 +165,8 @@ fn enable_flag_and_ids_round_trip() {
 #[test]
 fn attach_sees_the_same_ring() {
     let region = Arc::new(Region::heap(ring_layout_bytes::<u64>(16) + 128).unwrap());
-    let ring = Ring::<u64>::create_in(Arc::clone(&region), 128, RingConfig::with_capacity(16)).unwrap();
+    let ring =
+        Ring::<u64>::create_in(Arc::clone(&region), 128, RingConfig::with_capacity(16)).unwrap();
     let mut p = ring.producer().unwrap();
     p.push(42).unwrap();
     let other = Ring::<u64>::attach(Arc::clone(&region), 128).unwrap();
@@ -155,9 +174,15 @@ fn attach_sees_the_same_ring() {
     assert_eq!(c.pop().unwrap(), Some(42));
     assert!(matches!(
         Ring::<u32>::attach(Arc::clone(&region), 128),
-        Err(RingError::ElementSize { found: 8, expected: 4 })
+        Err(RingError::ElementSize {
+            found: 8,
+            expected: 4
+        })
     ));
-    assert!(matches!(Ring::<u64>::attach(region, 0), Err(RingError::BadMagic { .. })));
+    assert!(matches!(
+        Ring::<u64>::attach(region, 0),
+        Err(RingError::BadMagic { .. })
+    ));
 }
 
 #[test]

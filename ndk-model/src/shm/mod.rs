@@ -239,7 +239,10 @@ mod sys {
         Ok(fd)
     }
 
-    pub(super) fn map_shared(fd: BorrowedFd<'_>, len_bytes: usize) -> Result<NonNull<u8>, RegionError> {
+    pub(super) fn map_shared(
+        fd: BorrowedFd<'_>,
+        len_bytes: usize,
+    ) -> Result<NonNull<u8>, RegionError> {
         // SAFETY: an all-zero `stat` is a valid value for this plain C struct.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         // SAFETY: `fd` is open for the borrow and `st` is a valid out-pointer.
