@@ -8,7 +8,8 @@
 //! `CopyClientMemoryForType` (ndk.md §7.5, option 2; that path is UNCONFIRMED by any public
 //! network dext).
 //!
-//! This is one of the crate's three `unsafe` modules (with `ring` and `pool`).
+//! This is one of the crate's `unsafe` modules (with `ring`, `pool` and `sys`); the system calls
+//! themselves live in `sys::unix`.
 
 use std::alloc::Layout;
 use std::ptr::NonNull;
@@ -112,7 +113,7 @@ impl Region {
     pub fn memfd(name: &str, len_bytes: usize) -> Result<Self, RegionError> {
         #[cfg(all(target_os = "linux", not(miri)))]
         {
-            let fd = sys::memfd_create(name, len_bytes)?;
+            let fd = crate::sys::unix::memfd_create(name, len_bytes)?;
             Self::map_shared(fd, len_bytes)
         }
         #[cfg(not(all(target_os = "linux", not(miri))))]
@@ -136,7 +137,7 @@ impl Region {
             if len_bytes == 0 {
                 return Err(RegionError::InvalidLength { len_bytes });
             }
-            let ptr = sys::map_shared(fd.as_fd(), len_bytes)?;
+            let ptr = crate::sys::unix::map_shared(fd.as_fd(), len_bytes)?;
             Ok(Self {
                 ptr,
                 len_bytes,
@@ -199,82 +200,8 @@ impl Drop for Region {
                 unsafe { std::alloc::dealloc(self.ptr.as_ptr(), *layout) };
             }
             #[cfg(all(unix, not(miri)))]
-            Backing::Mapped { .. } => sys::unmap(self.ptr, self.len_bytes),
+            Backing::Mapped { .. } => crate::sys::unix::unmap(self.ptr, self.len_bytes),
         }
-    }
-}
-
-#[cfg(all(unix, not(miri)))]
-mod sys {
-    //! Raw libc calls for shared mappings; each returns a typed error.
-
-    use super::RegionError;
-    use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-    use std::ptr::NonNull;
-
-    fn os_error(call: &'static str) -> RegionError {
-        RegionError::Os {
-            call,
-            source: std::io::Error::last_os_error(),
-        }
-    }
-
-    #[cfg(target_os = "linux")]
-    pub(super) fn memfd_create(name: &str, len_bytes: usize) -> Result<OwnedFd, RegionError> {
-        let len = libc::off_t::try_from(len_bytes)
-            .map_err(|_| RegionError::InvalidLength { len_bytes })?;
-        let cname = std::ffi::CString::new(name.replace('\0', "?")).unwrap_or_default();
-        // SAFETY: `cname` is a valid NUL-terminated string for the duration of the call.
-        let raw = unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC) };
-        if raw < 0 {
-            return Err(os_error("memfd_create"));
-        }
-        // SAFETY: `raw` is a descriptor we just opened and nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: `fd` is open (owned above).
-        let rc = unsafe { libc::ftruncate(fd.as_raw_fd(), len) };
-        if rc != 0 {
-            return Err(os_error("ftruncate"));
-        }
-        Ok(fd)
-    }
-
-    pub(super) fn map_shared(
-        fd: BorrowedFd<'_>,
-        len_bytes: usize,
-    ) -> Result<NonNull<u8>, RegionError> {
-        // SAFETY: an all-zero `stat` is a valid value for this plain C struct.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: `fd` is open for the borrow and `st` is a valid out-pointer.
-        let rc = unsafe { libc::fstat(fd.as_raw_fd(), &mut st) };
-        if rc != 0 {
-            return Err(os_error("fstat"));
-        }
-        if usize::try_from(st.st_size).map_or(true, |size| size < len_bytes) {
-            return Err(RegionError::InvalidLength { len_bytes });
-        }
-        // SAFETY: a fresh mapping chosen by the kernel (addr NULL) of a file at least
-        // `len_bytes` long; it aliases no Rust object.
-        let raw = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len_bytes,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if raw == libc::MAP_FAILED {
-            return Err(os_error("mmap"));
-        }
-        NonNull::new(raw.cast::<u8>()).ok_or_else(|| os_error("mmap"))
-    }
-
-    pub(super) fn unmap(ptr: NonNull<u8>, len_bytes: usize) {
-        // SAFETY: `ptr`/`len_bytes` describe a mapping made by `map_shared` and unmapped once,
-        // from `Region::drop`. A failure leaves the mapping in place, which is only a leak.
-        let _ = unsafe { libc::munmap(ptr.as_ptr().cast(), len_bytes) };
     }
 }
 
