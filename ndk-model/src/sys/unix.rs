@@ -1,7 +1,9 @@
 //! Raw libc calls for shared mappings (memfd, mmap); each returns a typed error.
 
 use crate::shm::RegionError;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd};
+#[cfg(target_os = "linux")]
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 
 fn os_error(call: &'static str) -> RegionError {
