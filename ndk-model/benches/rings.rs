@@ -7,20 +7,26 @@
 //! producer thread pinned to CPU0 and a consumer thread pinned to CPU1 that spin with
 //! `std::hint::spin_loop()` on full/empty. A run is discarded and retried (at most
 //! `rounds + 4` attempts per variant) when a thread could not be pinned or the process CPU
-//! time over the run is below 0.93 × 2 × wall time (a co-tenant took a CPU).
+//! time (getrusage) over the run is below 0.93 × the threads' summed running time — for a
+//! ring run, where both threads run to the end, that is 0.93 × 2 × wall — because then a
+//! co-tenant took a CPU. Hypervisor steal time on the two CPUs (`/proc/stat`) is printed
+//! next to each run for information. `core_affinity::get_core_ids()` is called once, before
+//! anything is pinned (rings.md §4.1).
 //!
 //! Variants, for `u32` items and for 16-byte [`PacketDescriptor`] items: our ring single
 //! (`push`/`pop`) and batch 32 (`reserve_exact(32)` with burst fallback + `as_mut_slices`;
 //! `peek(32)` burst + `as_slices` + `release_all`), rtrb single and chunk 32
 //! (`write_chunk_uninit` + `fill_from_iter`; `read_chunk` + `as_slices` + `commit_all`, both
 //! sides falling back to the count reported by `TooFewSlots`), and crossbeam `ArrayQueue`.
-//! Then the packet pool: uncontended allocate+free pairs (pool and `PoolCache`) and two
-//! pinned threads doing pairs on one pool at once.
+//! Then the packet pool: uncontended allocate+free pairs and bursts (allocate 32, free 32),
+//! straight on the pool and through a `PoolCache`, and two pinned threads doing pairs on one
+//! pool at once.
 //!
 //! Environment: `VNIC_BENCH_ROUNDS` (default 3), `VNIC_BENCH_ITEMS` (`u32` items per run,
 //! default 100 000 000; descriptor runs move a quarter of it), `VNIC_BENCH_POOL_PAIRS`
-//! (default 10 000 000). Without the `--bench` argument that `cargo bench` passes (for
-//! example under `cargo test --all-targets`) it runs a quick smoke pass with small counts.
+//! (allocate+free pairs per thread per run, default 10 000 000). Without the `--bench`
+//! argument that `cargo bench` passes (for example under `cargo test --all-targets`) it runs
+//! a quick smoke pass with small counts whose numbers mean nothing.
 
 use std::hint::{black_box, spin_loop};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -144,24 +150,63 @@ fn process_cpu_time() -> Duration {
     // SAFETY: zero-initialised (all-integer struct) and then filled by a successful getrusage.
     let usage = unsafe { usage.assume_init() };
     let tv = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+        Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
     };
     tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// `(steal, total)` ticks of the given CPUs from `/proc/stat` (Linux; `None` elsewhere).
+fn cpu_ticks(cores: &[CoreId]) -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let mut steal = 0;
+    let mut total = 0;
+    for core in cores {
+        let label = format!("cpu{}", core.id);
+        let line = stat
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(label.as_str()))?;
+        let ticks: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .map(|t| t.parse().unwrap_or(0))
+            .collect();
+        // user nice system idle iowait irq softirq steal guest guest_nice; guest time is
+        // already inside user/nice.
+        steal += ticks.get(7).copied().unwrap_or(0);
+        total += ticks.iter().take(8).sum::<u64>();
+    }
+    Some((steal, total))
+}
+
+/// Share of the CPUs' time the hypervisor gave to someone else between two readings.
+fn steal_share(before: Option<(u64, u64)>, after: Option<(u64, u64)>) -> Option<f64> {
+    let ((s0, t0), (s1, t1)) = (before?, after?);
+    let total = t1.checked_sub(t0)?;
+    (total > 0).then(|| as_f64(s1.saturating_sub(s0)) / as_f64(total))
 }
 
 /// One timed run of one or two pinned threads.
 #[derive(Debug, Clone, Copy)]
 struct Sample {
+    /// From the start barrier to the last join.
     wall: Duration,
+    /// Process CPU time (user + system) over the run.
     cpu: Duration,
-    threads: u32,
+    /// Each thread's own running time, from the start barrier to the end of its work
+    /// (`ZERO` for an unused second thread).
+    busy: [Duration; 2],
+    /// Whether every thread was pinned.
     pinned: bool,
+    /// Hypervisor steal time on the CPUs used, as a share of their time (informational).
+    steal: Option<f64>,
 }
 
 impl Sample {
-    /// CPU time over the run divided by threads × wall (1.0 = every thread ran all the time).
+    /// CPU time over the threads' summed running time (1.0 = no thread ever waited for a
+    /// CPU). For a ring run both threads run to the end, so the sum is 2 × wall.
     fn cpu_share(&self) -> f64 {
-        self.cpu.as_secs_f64() / (f64::from(self.threads) * self.wall.as_secs_f64())
+        self.cpu.as_secs_f64() / (self.busy[0] + self.busy[1]).as_secs_f64()
     }
 
     fn clean(&self) -> bool {
@@ -177,87 +222,81 @@ impl Sample {
     }
 }
 
-fn join<R>(handle: std::thread::ScopedJoinHandle<'_, R>) -> std::thread::Result<R> {
-    handle.join()
+/// Thread body: pin, wait for the start, run `work`; returns (pinned, running time).
+fn pinned_body(
+    core: CoreId,
+    barrier: &Barrier,
+    abort: &AtomicBool,
+    work: impl FnOnce(&AtomicBool),
+) -> (bool, Duration) {
+    let _flag = PanicFlag(abort);
+    let pinned = core_affinity::set_for_current(core);
+    barrier.wait();
+    let t0 = Instant::now();
+    work(abort);
+    (pinned, t0.elapsed())
 }
 
-/// Runs `first` on `cores[0]` and `second` on `cores[1]`, released together by a barrier;
-/// times from the release to both joins.
+/// Runs `first` on `cores[0]` and, if given, `second` on `cores[1]`, released together by a
+/// barrier; wall time from the release to the last join.
+fn run_threads<A, B>(cores: [CoreId; 2], first: A, second: Option<B>) -> Sample
+where
+    A: FnOnce(&AtomicBool) + Send,
+    B: FnOnce(&AtomicBool) + Send,
+{
+    let used: &[CoreId] = if second.is_some() {
+        &cores
+    } else {
+        &cores[..1]
+    };
+    let abort = &AtomicBool::new(false);
+    let barrier = &Barrier::new(used.len() + 1);
+    std::thread::scope(|s| {
+        let h1 = s.spawn(move || pinned_body(cores[0], barrier, abort, first));
+        let h2 =
+            second.map(|second| s.spawn(move || pinned_body(cores[1], barrier, abort, second)));
+        let ticks0 = cpu_ticks(used);
+        let cpu0 = process_cpu_time();
+        let t0 = Instant::now();
+        barrier.wait();
+        let r1 = h1.join();
+        let r2 = h2.map_or(
+            Ok((true, Duration::ZERO)),
+            std::thread::ScopedJoinHandle::join,
+        );
+        let wall = t0.elapsed();
+        let cpu = process_cpu_time().saturating_sub(cpu0);
+        let steal = steal_share(ticks0, cpu_ticks(used));
+        // Report the original failure, not the peer's "peer thread failed".
+        let ((p1, b1), (p2, b2)) = match (r1, r2) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), Ok(_)) | (Ok(_) | Err(_), Err(e)) => std::panic::resume_unwind(e),
+        };
+        Sample {
+            wall,
+            cpu,
+            busy: [b1, b2],
+            pinned: p1 && p2,
+            steal,
+        }
+    })
+}
+
+/// Two threads: `first` on `cores[0]`, `second` on `cores[1]`.
 fn run_pair<A, B>(cores: [CoreId; 2], first: A, second: B) -> Sample
 where
     A: FnOnce(&AtomicBool) + Send,
     B: FnOnce(&AtomicBool) + Send,
 {
-    let abort = &AtomicBool::new(false);
-    let barrier = &Barrier::new(3);
-    let start = move |core: CoreId| {
-        let pinned = core_affinity::set_for_current(core);
-        barrier.wait();
-        pinned
-    };
-    std::thread::scope(|s| {
-        let h1 = s.spawn(move || {
-            let _flag = PanicFlag(abort);
-            let pinned = start(cores[0]);
-            first(abort);
-            pinned
-        });
-        let h2 = s.spawn(move || {
-            let _flag = PanicFlag(abort);
-            let pinned = start(cores[1]);
-            second(abort);
-            pinned
-        });
-        let cpu0 = process_cpu_time();
-        let t0 = Instant::now();
-        barrier.wait();
-        let r1 = join(h1);
-        let r2 = join(h2);
-        let wall = t0.elapsed();
-        let cpu = process_cpu_time().saturating_sub(cpu0);
-        // Report the original failure, not the peer's "peer thread failed".
-        let (p1, p2) = match (r1, r2) {
-            (Ok(a), Ok(b)) => (a, b),
-            (Err(e), Ok(_)) | (Ok(_), Err(e)) => std::panic::resume_unwind(e),
-            (Err(_), Err(e)) => std::panic::resume_unwind(e),
-        };
-        Sample {
-            wall,
-            cpu,
-            threads: 2,
-            pinned: p1 && p2,
-        }
-    })
+    run_threads(cores, first, Some(second))
 }
 
-/// Runs `work` alone on `core`, timed like [`run_pair`].
-fn run_one<A>(core: CoreId, work: A) -> Sample
+/// One thread: `work` on `cores[0]`.
+fn run_one<A>(cores: [CoreId; 2], work: A) -> Sample
 where
     A: FnOnce(&AtomicBool) + Send,
 {
-    let abort = &AtomicBool::new(false);
-    let barrier = &Barrier::new(2);
-    std::thread::scope(|s| {
-        let h = s.spawn(move || {
-            let pinned = core_affinity::set_for_current(core);
-            barrier.wait();
-            work(abort);
-            pinned
-        });
-        let cpu0 = process_cpu_time();
-        let t0 = Instant::now();
-        barrier.wait();
-        let r = join(h);
-        let wall = t0.elapsed();
-        let cpu = process_cpu_time().saturating_sub(cpu0);
-        let pinned = r.unwrap_or_else(|e| std::panic::resume_unwind(e));
-        Sample {
-            wall,
-            cpu,
-            threads: 1,
-            pinned,
-        }
-    })
+    run_threads(cores, work, None::<fn(&AtomicBool)>)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -502,28 +541,28 @@ fn check_pool_empty(pool: &PacketBufferPool) {
 
 fn pool_direct_1(pairs: u64, cores: [CoreId; 2]) -> Sample {
     let pool = new_pool();
-    let s = run_one(cores[0], |_| pairs_direct(&pool, pairs));
+    let s = run_one(cores, |_| pairs_direct(&pool, pairs));
     check_pool_empty(&pool);
     s
 }
 
 fn pool_cached_1(pairs: u64, cores: [CoreId; 2]) -> Sample {
     let pool = new_pool();
-    let s = run_one(cores[0], |_| pairs_cached(&pool, pairs));
+    let s = run_one(cores, |_| pairs_cached(&pool, pairs));
     check_pool_empty(&pool);
     s
 }
 
 fn pool_burst_direct_1(pairs: u64, cores: [CoreId; 2]) -> Sample {
     let pool = new_pool();
-    let s = run_one(cores[0], |_| bursts_direct(&pool, pairs));
+    let s = run_one(cores, |_| bursts_direct(&pool, pairs));
     check_pool_empty(&pool);
     s
 }
 
 fn pool_burst_cached_1(pairs: u64, cores: [CoreId; 2]) -> Sample {
     let pool = new_pool();
-    let s = run_one(cores[0], |_| bursts_cached(&pool, pairs));
+    let s = run_one(cores, |_| bursts_cached(&pool, pairs));
     check_pool_empty(&pool);
     s
 }
@@ -649,9 +688,19 @@ impl Variant {
 
     fn figure(&self, s: &Sample) -> f64 {
         if self.kind.is_pool() {
-            s.wall.as_secs_f64() * 1e9 / self.items as f64
+            s.wall.as_secs_f64() * 1e9 / as_f64(self.items)
         } else {
-            self.items as f64 / s.wall.as_secs_f64() / 1e6
+            as_f64(self.items) / s.wall.as_secs_f64() / 1e6
+        }
+    }
+
+    /// Per-thread figures of a two-thread pool run.
+    fn per_thread(&self, s: &Sample) -> String {
+        if self.kind.is_pool() && s.busy[1] > Duration::ZERO {
+            let ns = |d: Duration| d.as_secs_f64() * 1e9 / as_f64(self.items);
+            format!(" (threads {:.2} / {:.2})", ns(s.busy[0]), ns(s.busy[1]))
+        } else {
+            String::new()
         }
     }
 
@@ -666,6 +715,12 @@ impl Variant {
     fn median(&self) -> Option<f64> {
         median(self.per_round.iter().flatten().copied().collect())
     }
+}
+
+/// A count as `f64`; the counts here stay far below 2^52.
+#[allow(clippy::cast_precision_loss)]
+fn as_f64(x: u64) -> f64 {
+    x as f64
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -708,11 +763,14 @@ fn run_rounds(variants: &mut [Variant], cores: [CoreId; 2], rounds: u32) {
                 let s = (v.run)(v.items, cores);
                 let figure = v.figure(&s);
                 let line = format!(
-                    "round {round}/{rounds}  {:6}  {:24} {}  cpu share {:.3}",
+                    "round {round}/{rounds}  {:6}  {:24} {}{}  cpu share {:.3}, steal {}",
                     v.group,
                     v.kind.name(),
                     v.describe(figure),
-                    s.cpu_share()
+                    v.per_thread(&s),
+                    s.cpu_share(),
+                    s.steal
+                        .map_or_else(|| "n/a".to_owned(), |x| format!("{:.1}%", x * 100.0))
                 );
                 if s.clean() {
                     println!("{line}");
