@@ -357,7 +357,7 @@ pub struct PoolLayout {
 }
 
 const fn round_up(v: usize, to: usize) -> usize {
-    (v + to - 1) / to * to
+    v.div_ceil(to) * to
 }
 
 /// Why a pool could not be created or attached.
@@ -673,7 +673,7 @@ impl PacketBufferPool {
             header.write(PoolHeader {
                 free_head: CacheLine(AtomicU64::new(0)),
                 info: CacheLine(PoolInfo {
-                    magic: AtomicU32::new(POOL_MAGIC),
+                    magic: AtomicU32::new(0),
                     name: AtomicU32::new(u32::from_le_bytes(config.name)),
                     packet_count: AtomicU32::new(count),
                     buffer_count: AtomicU32::new(config.buffer_count),
@@ -690,12 +690,19 @@ impl PacketBufferPool {
         }
         for i in 0..count {
             let next = if i + 1 == count { NIL_INDEX } else { i + 1 };
-            // SAFETY: `i < count`, in bounds; not yet shared.
-            unsafe {
-                links.add(i as usize).write(AtomicU32::new(next));
-                states.add(i as usize).write(PacketState::new());
-            }
+            // SAFETY: `i < count`: in bounds of the link array.
+            let link = unsafe { links.add(i as usize) };
+            // SAFETY: `i < count`: in bounds of the state array.
+            let state = unsafe { states.add(i as usize) };
+            // SAFETY: aligned (`ptr_at`) and not yet shared with anyone.
+            unsafe { link.write(AtomicU32::new(next)) };
+            // SAFETY: as above.
+            unsafe { state.write(PacketState::new()) };
         }
+        // SAFETY: initialised above; shared access to an atomic only. Published last, so a
+        // peer that sees the magic sees initialised links and states.
+        let info = unsafe { &(*header).info.0 };
+        info.magic.store(POOL_MAGIC, Ordering::Release);
         Ok(Self::from_parts(
             region, header, links, states, buffers, &config, options, tag_bits, true,
         ))
@@ -1038,16 +1045,19 @@ impl PoolInner {
     }
 
     fn link(&self, index: u32) -> &AtomicU32 {
-        debug_assert!(index < self.packet_count);
-        // SAFETY: callers pass `index < packet_count` (checked at every entry point), so the
-        // link is in bounds and initialised (PoolInner invariant).
-        unsafe { &*self.links.as_ptr().add(index as usize) }
+        assert!(index < self.packet_count, "packet index out of range");
+        // SAFETY: `index < packet_count` (asserted): in bounds.
+        let link = unsafe { self.links.as_ptr().add(index as usize) };
+        // SAFETY: initialised and alive (PoolInner invariant).
+        unsafe { &*link }
     }
 
     fn state(&self, index: u32) -> &PacketState {
         assert!(index < self.packet_count, "packet index out of range");
-        // SAFETY: `index < packet_count` (asserted), in bounds and initialised.
-        unsafe { &*self.states.as_ptr().add(index as usize) }
+        // SAFETY: `index < packet_count` (asserted): in bounds.
+        let state = unsafe { self.states.as_ptr().add(index as usize) };
+        // SAFETY: initialised and alive (PoolInner invariant).
+        unsafe { &*state }
     }
 
     fn state_checked(&self, index: u32) -> Result<&PacketState, IndexError> {
@@ -1220,17 +1230,14 @@ impl Drop for PoolInner {
         if self.owns_objects {
             // SAFETY: the pool wrote these objects in `create_with_tag_bits`; this is the last
             // reference (Arc drop). Dropping in place matters only for loom's atomics.
-            unsafe {
-                std::ptr::drop_in_place(self.header.as_ptr());
-                std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(
-                    self.links.as_ptr(),
-                    self.packet_count as usize,
-                ));
-                std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(
-                    self.states.as_ptr(),
-                    self.packet_count as usize,
-                ));
-            }
+            unsafe { std::ptr::drop_in_place(self.header.as_ptr()) };
+            let count = self.packet_count as usize;
+            let links = std::ptr::slice_from_raw_parts_mut(self.links.as_ptr(), count);
+            // SAFETY: as above, for the links.
+            unsafe { std::ptr::drop_in_place(links) };
+            let states = std::ptr::slice_from_raw_parts_mut(self.states.as_ptr(), count);
+            // SAFETY: as above, for the states.
+            unsafe { std::ptr::drop_in_place(states) };
         }
     }
 }

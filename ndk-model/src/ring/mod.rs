@@ -283,7 +283,7 @@ impl<T: RingElement> Ring<T> {
                 control: CacheLine(RingControl {
                     flags: AtomicU32::new(0),
                     enabled: AtomicU32::new(0),
-                    magic: AtomicU32::new(RING_MAGIC),
+                    magic: AtomicU32::new(0),
                     capacity: AtomicU32::new(config.capacity),
                     element_size_bytes: AtomicU32::new(std::mem::size_of::<T>() as u32),
                     queue_id: AtomicU32::new(config.queue_id),
@@ -293,9 +293,15 @@ impl<T: RingElement> Ring<T> {
             });
         }
         for i in 0..config.capacity as usize {
-            // SAFETY: slot `i < capacity` is in bounds (`locate`) and not yet shared.
-            unsafe { slots.as_ptr().add(i).write(UnsafeCell::new(T::default())) };
+            // SAFETY: slot `i < capacity` is in bounds (`locate`).
+            let slot = unsafe { slots.as_ptr().add(i) };
+            // SAFETY: in bounds and aligned, and not yet shared with anyone.
+            unsafe { slot.write(UnsafeCell::new(T::default())) };
         }
+        // SAFETY: initialised just above; shared access to an atomic only.
+        let control = unsafe { &header.as_ref().control.0 };
+        // Published last, so a peer that sees the magic sees initialised slots.
+        control.magic.store(RING_MAGIC, Ordering::Release);
         Ok(Arc::new(Self {
             region,
             header,
@@ -352,16 +358,19 @@ impl<T: RingElement> Ring<T> {
     /// Takes this process's producer half.
     ///
     /// # Errors
-    /// [`RingError::HalfTaken`] if it was taken before.
+    /// [`RingError::HalfTaken`] if it was taken before, [`RingError::Corrupted`] if the
+    /// indices in the header are already inconsistent.
     pub fn producer(self: &Arc<Self>) -> Result<Producer<T>, RingError> {
+        let tail = self.header().producer.0.load(Ordering::Relaxed);
+        let head = self.header().consumer.0.load(Ordering::Acquire);
+        // The cached view must start consistent: every fast path relies on it.
+        self.check(tail, head)?;
         if self
             .producer_taken
             .swap(true, std::sync::atomic::Ordering::AcqRel)
         {
             return Err(RingError::HalfTaken { half: "producer" });
         }
-        let tail = self.header().producer.0.load(Ordering::Relaxed);
-        let head = self.header().consumer.0.load(Ordering::Acquire);
         Ok(Producer {
             ring: Arc::clone(self),
             tail,
@@ -372,16 +381,19 @@ impl<T: RingElement> Ring<T> {
     /// Takes this process's consumer half.
     ///
     /// # Errors
-    /// [`RingError::HalfTaken`] if it was taken before.
+    /// [`RingError::HalfTaken`] if it was taken before, [`RingError::Corrupted`] if the
+    /// indices in the header are already inconsistent.
     pub fn consumer(self: &Arc<Self>) -> Result<Consumer<T>, RingError> {
+        let head = self.header().consumer.0.load(Ordering::Relaxed);
+        let tail = self.header().producer.0.load(Ordering::Acquire);
+        // The cached view must start consistent: every fast path relies on it.
+        self.check(tail, head)?;
         if self
             .consumer_taken
             .swap(true, std::sync::atomic::Ordering::AcqRel)
         {
             return Err(RingError::HalfTaken { half: "consumer" });
         }
-        let head = self.header().consumer.0.load(Ordering::Relaxed);
-        let tail = self.header().producer.0.load(Ordering::Acquire);
         Ok(Consumer {
             ring: Arc::clone(self),
             head,
@@ -444,9 +456,10 @@ impl<T: RingElement> Ring<T> {
     #[inline(always)]
     fn slot(&self, index: u32) -> &Slot<T> {
         let i = (index & (self.capacity - 1)) as usize;
-        // SAFETY: `i < capacity` by the mask (capacity is a power of two), and the slots are
-        // initialised and alive (Ring invariant).
-        unsafe { &*self.slots.as_ptr().add(i) }
+        // SAFETY: `i < capacity` by the mask (capacity is a power of two): in bounds.
+        let slot = unsafe { self.slots.as_ptr().add(i) };
+        // SAFETY: the slots are initialised and alive (Ring invariant).
+        unsafe { &*slot }
     }
 
     #[inline(always)]
@@ -495,13 +508,11 @@ impl<T: RingElement> Drop for Ring<T> {
             // SAFETY: this ring wrote the header and slots in `create_in` and nothing refers
             // to them any more (the halves hold `Arc<Ring>`, so they are gone). Dropping them
             // in place matters only under loom, whose atomics track their objects.
-            unsafe {
-                std::ptr::drop_in_place(self.header.as_ptr());
-                std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(
-                    self.slots.as_ptr(),
-                    self.capacity as usize,
-                ));
-            }
+            unsafe { std::ptr::drop_in_place(self.header.as_ptr()) };
+            let slots =
+                std::ptr::slice_from_raw_parts_mut(self.slots.as_ptr(), self.capacity as usize);
+            // SAFETY: as above, for the slots.
+            unsafe { std::ptr::drop_in_place(slots) };
         }
     }
 }
@@ -738,15 +749,15 @@ impl<T: RingElement> WriteChunk<'_, T> {
         let first = (ring.capacity as usize - start).min(self.len as usize);
         let second = self.len as usize - first;
         let base = ring.slots.as_ptr().cast::<T>();
+        // SAFETY: `start < capacity`, in bounds of the slots.
+        let at = unsafe { base.add(start) };
         // SAFETY: `Slot<T>` is `repr(transparent)` over `T` outside loom; the two ranges
         // `[start, start+first)` and `[0, second)` are inside the slots, disjoint, and free
         // (reserved by this chunk), so no one else reads or writes them until `commit`.
-        unsafe {
-            (
-                std::slice::from_raw_parts_mut(base.add(start), first),
-                std::slice::from_raw_parts_mut(base, second),
-            )
-        }
+        let a = unsafe { std::slice::from_raw_parts_mut(at, first) };
+        // SAFETY: as above, for the wrapped part.
+        let b = unsafe { std::slice::from_raw_parts_mut(base, second) };
+        (a, b)
     }
 
     /// Writes `value` into reserved slot `i`.
@@ -970,15 +981,15 @@ impl<T: RingElement> ReadChunk<'_, T> {
         let first = (ring.capacity as usize - start).min(self.len as usize);
         let second = self.len as usize - first;
         let base = ring.slots.as_ptr().cast::<T>();
+        // SAFETY: `start < capacity`, in bounds of the slots.
+        let at = unsafe { base.add(start) };
         // SAFETY: `Slot<T>` is `repr(transparent)` over `T` outside loom; both ranges are in
         // the slots and hold entries published to this consumer (Acquire), which the producer
         // does not touch until they are released.
-        unsafe {
-            (
-                std::slice::from_raw_parts(base.add(start), first),
-                std::slice::from_raw_parts(base, second),
-            )
-        }
+        let a = unsafe { std::slice::from_raw_parts(at, first) };
+        // SAFETY: as above, for the wrapped part.
+        let b = unsafe { std::slice::from_raw_parts(base, second) };
+        (a, b)
     }
 
     /// Entry `i` of the chunk.

@@ -214,3 +214,18 @@ fn two_threads_move_values_in_order() {
     }
     t.join().unwrap();
 }
+
+#[cfg(not(miri))]
+#[test]
+fn a_half_is_not_handed_out_over_corrupt_indices() {
+    let region = Arc::new(Region::heap(ring_layout_bytes::<u32>(8)).unwrap());
+    let ring =
+        Ring::<u32>::create_in(Arc::clone(&region), 0, RingConfig::with_capacity(8)).unwrap();
+    // A peer moves the producer index 100 ahead before this process takes its consumer half.
+    ring.header().producer.0.store(100, Ordering::Release);
+    assert!(matches!(ring.consumer(), Err(RingError::Corrupted(_))));
+    assert!(matches!(ring.producer(), Err(RingError::Corrupted(_))));
+    ring.header().producer.0.store(8, Ordering::Release);
+    let mut c = ring.consumer().unwrap();
+    assert_eq!(c.peek(100).unwrap().len(), 8);
+}

@@ -21,9 +21,8 @@ impl EventFdNotifier {
             return Err(std::io::Error::last_os_error());
         }
         // SAFETY: `raw` is a new descriptor that nothing else owns.
-        Ok(Self {
-            fd: unsafe { OwnedFd::from_raw_fd(raw) },
-        })
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        Ok(Self { fd })
     }
 
     /// Wraps an eventfd received from another process.

@@ -37,7 +37,7 @@ pub(crate) fn map_shared(fd: BorrowedFd<'_>, len_bytes: usize) -> Result<NonNull
     // SAFETY: an all-zero `stat` is a valid value for this plain C struct.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: `fd` is open for the borrow and `st` is a valid out-pointer.
-    let rc = unsafe { libc::fstat(fd.as_raw_fd(), &mut st) };
+    let rc = unsafe { libc::fstat(fd.as_raw_fd(), &raw mut st) };
     if rc != 0 {
         return Err(os_error("fstat"));
     }
