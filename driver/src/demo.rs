@@ -133,7 +133,7 @@ impl Driver {
         let mut rx = Batch::new();
         self.rx_sub.dequeue_packets(&mut rx, n).map_err(ring)?;
         let mut filled = Batch::new();
-        for mut tx_packet in tx.into_iter() {
+        for mut tx_packet in tx {
             if let Some(mut rx_packet) = rx.pop() {
                 // The loopback wire: copy the Tx frame's bytes into the Rx buffer.
                 if let (Ok(frame), Ok(mut view)) = (

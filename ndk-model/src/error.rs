@@ -1,4 +1,5 @@
-//! `IOReturn` codes, and the conversion of each operation's error into the code Apple gives.
+//! `IOReturn` codes. Each operation's error type, next to its operation, converts into the code
+//! Apple gives through a `From` impl.
 //!
 //! Values are `kIOReturn*` from xnu's public `IOKit/IOReturn.h`
 //! (`iokit_common_err(x) = 0xe0000000 | x`). Which code NDK returns for a given failure is, in

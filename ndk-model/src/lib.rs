@@ -3,8 +3,11 @@
 
 mod sync;
 
+pub mod actions;
 pub mod area;
 pub mod error;
+pub mod ethernet;
+pub mod link;
 pub mod notify;
 pub mod packet;
 pub mod queue;
@@ -17,3 +20,6 @@ pub mod ring;
 
 #[allow(unsafe_code)]
 pub mod pool;
+
+#[allow(unsafe_code)]
+mod sys;

@@ -8,7 +8,7 @@
 //!       deliver ◄── SystemRxCompletion ◄══ring══ RxCompletionQueue ◄─ filled
 //! ```
 //!
-//! Each queue is one SPSC [`Ring`] of `u32` packet indices in shared memory, with a *driver
+//! Each queue is one SPSC [`Ring`](crate::ring::Ring) of `u32` packet indices in shared memory, with a *driver
 //! half* and a *system half* as separate types, so code can only do what its side may do:
 //! the driver dequeues from submission queues and enqueues to completion queues; the system
 //! does the opposite. Every move also moves ownership in the pool (ndk.md §9.2):

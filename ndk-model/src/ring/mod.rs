@@ -232,8 +232,8 @@ pub struct RingCorrupted {
 ///
 /// Invariant (`Ring` invariant): `header` points to an initialised [`RingHeader`] and `slots`
 /// to `capacity` initialised slots, both inside `region`, which the `Arc` keeps alive. The
-/// process holds at most one [`Producer`] and one [`Consumer`] (`producer_taken`,
-/// `consumer_taken`); the peer process holds the other half.
+/// process holds at most one [`Producer`] and one [`Consumer`] at a time (`producer_taken`,
+/// `consumer_taken`, released when the half drops); the peer process holds the other half.
 #[derive(Debug)]
 pub struct Ring<T: RingElement> {
     region: Arc<Region>,
@@ -721,6 +721,15 @@ impl<T: RingElement> Producer<T> {
     }
 }
 
+impl<T: RingElement> Drop for Producer<T> {
+    /// Releases this process's claim, so the half can be taken again.
+    fn drop(&mut self) {
+        self.ring
+            .producer_taken
+            .store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
 /// Reserved, writable slots of a [`Producer`]. Nothing is visible to the consumer until
 /// [`WriteChunk::commit`]; dropping the chunk publishes nothing.
 #[derive(Debug)]
@@ -950,6 +959,15 @@ impl<T: RingElement> Consumer<T> {
             .consumer
             .0
             .store(self.head, Ordering::Release);
+    }
+}
+
+impl<T: RingElement> Drop for Consumer<T> {
+    /// Releases this process's claim, so the half can be taken again.
+    fn drop(&mut self) {
+        self.ring
+            .consumer_taken
+            .store(false, std::sync::atomic::Ordering::Release);
     }
 }
 

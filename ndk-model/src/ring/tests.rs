@@ -188,12 +188,12 @@ fn attach_sees_the_same_ring() {
 #[test]
 fn two_threads_move_values_in_order() {
     let (mut p, mut c) = pair(64, u32::MAX - 100);
-    let n: u32 = if cfg!(miri) { 500 } else { 200_000 };
-    let t = std::thread::spawn(move || {
+    let total: u32 = if cfg!(miri) { 500 } else { 200_000 };
+    let producer = std::thread::spawn(move || {
         let mut v = 0;
-        while v < n {
+        while v < total {
             let mut chunk = p.reserve(8).unwrap();
-            let k = chunk.len().min(n - v);
+            let k = chunk.len().min(total - v);
             for i in 0..k {
                 chunk.write(i, v + i);
             }
@@ -203,7 +203,7 @@ fn two_threads_move_values_in_order() {
         }
     });
     let mut expect = 0;
-    while expect < n {
+    while expect < total {
         let chunk = c.peek(16).unwrap();
         for i in 0..chunk.len() {
             assert_eq!(chunk.get(i), expect);
@@ -212,7 +212,7 @@ fn two_threads_move_values_in_order() {
         chunk.release_all();
         std::thread::yield_now();
     }
-    t.join().unwrap();
+    producer.join().unwrap();
 }
 
 #[cfg(not(miri))]
