@@ -40,6 +40,9 @@ pub struct AreaHeader {
     pub pool_offsets_bytes: [AtomicU64; 2],
     /// Offsets of the four rings, in [`QueueKind`] order.
     pub ring_offsets_bytes: [AtomicU64; 4],
+    /// Reserved, zero. Explicit, so the header has no padding bytes (a typed write would leave
+    /// padding uninitialised for a peer to read).
+    pub reserved: [AtomicU64; 8],
 }
 
 #[cfg(not(loom))]
@@ -201,6 +204,7 @@ impl SharedArea {
             total_bytes: to_u64(layout.total_bytes),
             pool_offsets_bytes: layout.pool_offsets_bytes.map(to_u64),
             ring_offsets_bytes: layout.ring_offsets_bytes.map(to_u64),
+            reserved: std::array::from_fn(|_| AtomicU64::new(0)),
         };
         write_header(header, value);
         Ok(Self {

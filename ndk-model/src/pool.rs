@@ -57,6 +57,9 @@ pub const POOL_PACKETS_MAX: u32 = 1 << 24;
 pub const POOL_BUFFER_BYTES_MAX: u32 = 1 << 20;
 /// Bit in [`PacketState::owner`] that is set while a Rust [`Packet`] token exists.
 pub const OWNER_TOKEN_BIT: u32 = 1 << 8;
+/// Owner word of a free packet held in a [`PoolCache`]: `Free` plus the token bit, so the
+/// cache's claim on it is exclusive. Counts as free.
+pub const CACHE_RESERVED_WORD: u32 = OwnerState::Free as u32 | OWNER_TOKEN_BIT;
 /// Mask of the [`OwnerState`] part of [`PacketState::owner`].
 pub const OWNER_STATE_MASK: u32 = 0xff;
 /// Most entries a [`PoolCache`] holds.
@@ -666,26 +669,31 @@ impl PacketBufferPool {
             offset_bytes + layout.buffers_offset_bytes,
             config.stride_bytes() as usize * count as usize,
         );
-        // SAFETY: all pointers are in bounds and aligned (`ptr_at`), and nothing refers to
-        // these bytes yet: the pool is being created. Link i points at i + 1, so the free list
-        // starts as 0, 1, 2, …
+        // Link i points at i + 1, so the free list starts as 0, 1, 2, …
+        // The two blocks' contents are written one by one, not as one `PoolHeader` value: a
+        // typed write of the whole struct would leave the `CacheLine` padding uninitialised,
+        // and a peer reading those bytes through another view would read uninitialised memory.
+        // SAFETY: a place projection inside the in-bounds, aligned header.
+        let free_head = unsafe { &raw mut (*header).free_head.0 };
+        // SAFETY: in bounds and aligned; not yet shared.
+        unsafe { free_head.write(AtomicU64::new(0)) };
+        // SAFETY: a place projection inside the in-bounds, aligned header.
+        let info = unsafe { &raw mut (*header).info.0 };
+        // SAFETY: in bounds and aligned; not yet shared. `PoolInfo` has no padding.
         unsafe {
-            header.write(PoolHeader {
-                free_head: CacheLine(AtomicU64::new(0)),
-                info: CacheLine(PoolInfo {
-                    magic: AtomicU32::new(0),
-                    name: AtomicU32::new(u32::from_le_bytes(config.name)),
-                    packet_count: AtomicU32::new(count),
-                    buffer_count: AtomicU32::new(config.buffer_count),
-                    buffer_size_bytes: AtomicU32::new(config.buffer_size_bytes),
-                    stride_bytes: AtomicU32::new(config.stride_bytes()),
-                    options: AtomicU32::new(options.bits()),
-                    tag_bits: AtomicU32::new(tag_bits),
-                    links_offset_bytes: AtomicU32::new(layout.links_offset_bytes as u32),
-                    states_offset_bytes: AtomicU32::new(layout.states_offset_bytes as u32),
-                    buffers_offset_bytes: AtomicU64::new(layout.buffers_offset_bytes as u64),
-                    total_bytes: AtomicU64::new(layout.total_bytes as u64),
-                }),
+            info.write(PoolInfo {
+                magic: AtomicU32::new(0),
+                name: AtomicU32::new(u32::from_le_bytes(config.name)),
+                packet_count: AtomicU32::new(count),
+                buffer_count: AtomicU32::new(config.buffer_count),
+                buffer_size_bytes: AtomicU32::new(config.buffer_size_bytes),
+                stride_bytes: AtomicU32::new(config.stride_bytes()),
+                options: AtomicU32::new(options.bits()),
+                tag_bits: AtomicU32::new(tag_bits),
+                links_offset_bytes: AtomicU32::new(layout.links_offset_bytes as u32),
+                states_offset_bytes: AtomicU32::new(layout.states_offset_bytes as u32),
+                buffers_offset_bytes: AtomicU64::new(layout.buffers_offset_bytes as u64),
+                total_bytes: AtomicU64::new(layout.total_bytes as u64),
             });
         }
         for i in 0..count {
@@ -851,7 +859,9 @@ impl PacketBufferPool {
     /// [`DeallocateError::Foreign`], or [`DeallocateError::WrongOwner`] unless the driver
     /// owns it. The packet comes back in the error.
     pub fn deallocate(&self, packet: Packet) -> Result<(), DeallocateError> {
-        let index = self.inner.release_token(packet, OwnerState::Driver)?;
+        let index =
+            self.inner
+                .release_token(packet, OwnerState::Driver, OwnerState::Free as u32)?;
         self.inner.push_chain(index, index);
         Ok(())
     }
@@ -861,7 +871,9 @@ impl PacketBufferPool {
     /// # Errors
     /// As [`PacketBufferPool::deallocate`], with the system as the required owner.
     pub fn system_free(&self, packet: Packet) -> Result<(), DeallocateError> {
-        let index = self.inner.release_token(packet, OwnerState::System)?;
+        let index =
+            self.inner
+                .release_token(packet, OwnerState::System, OwnerState::Free as u32)?;
         self.inner.push_chain(index, index);
         Ok(())
     }
@@ -901,12 +913,8 @@ impl PacketBufferPool {
     /// # Errors
     /// [`DeallocateError::Foreign`] or [`DeallocateError::WrongOwner`], with the packet.
     pub fn into_index(&self, packet: Packet) -> Result<u32, DeallocateError> {
-        let index = self.inner.release_token(packet, OwnerState::Driver)?;
         self.inner
-            .state(index)
-            .owner
-            .store(OwnerState::Driver as u32, Ordering::Release);
-        Ok(index)
+            .release_token(packet, OwnerState::Driver, OwnerState::Driver as u32)
     }
 
     /// Re-forms a token for a driver-owned bare index (`_CopyPacketWithIndex`).
@@ -1179,23 +1187,60 @@ impl PoolInner {
     }
 
     /// Makes a token for an index just taken off the free list.
+    /// Claims an index taken off the shared free list: `Free` → `owner` + token, with a
+    /// compare-and-swap, so even a free list a peer corrupted (one index popped twice)
+    /// cannot produce two tokens.
     fn claim_popped(&self, index: u32, owner: Owner) -> Result<Packet, AllocateError> {
         let state = self.state(index);
-        let word = state.owner.load(Ordering::Acquire);
-        if word != OwnerState::Free as u32 {
+        if state
+            .owner
+            .compare_exchange(
+                OwnerState::Free as u32,
+                owner.state() as u32 | OWNER_TOKEN_BIT,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
             // The free list handed out a packet that is not free: a peer broke the list.
             // The index is dropped from the list rather than handed out twice.
             return Err(AllocateError::Corrupted { index });
         }
         state.reset();
-        state
-            .owner
-            .store(owner.state() as u32 | OWNER_TOKEN_BIT, Ordering::Release);
         Ok(self.token(index))
     }
 
-    /// Ends a token for `expected` owner: the packet becomes free (state stored here).
-    fn release_token(&self, packet: Packet, expected: OwnerState) -> Result<u32, DeallocateError> {
+    /// Reserves an index taken off the shared free list for a [`PoolCache`]:
+    /// `Free` → [`CACHE_RESERVED_WORD`], with a compare-and-swap as in `claim_popped`.
+    fn reserve_popped(&self, index: u32) -> bool {
+        self.state(index)
+            .owner
+            .compare_exchange(
+                OwnerState::Free as u32,
+                CACHE_RESERVED_WORD,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
+    /// Claims an index a [`PoolCache`] holds (reserved, so exclusively this cache's).
+    fn claim_reserved(&self, index: u32, owner: Owner) -> Packet {
+        let state = self.state(index);
+        state.reset();
+        state
+            .owner
+            .store(owner.state() as u32 | OWNER_TOKEN_BIT, Ordering::Release);
+        self.token(index)
+    }
+
+    /// Ends a token for `expected` owner, storing `new_word` as the packet's owner word.
+    fn release_token(
+        &self,
+        packet: Packet,
+        expected: OwnerState,
+        new_word: u32,
+    ) -> Result<u32, DeallocateError> {
         if self.check_pool(&packet).is_err() {
             return Err(DeallocateError::Foreign(packet));
         }
@@ -1208,9 +1253,7 @@ impl PoolInner {
                 expected,
             });
         }
-        state
-            .owner
-            .store(OwnerState::Free as u32, Ordering::Release);
+        state.owner.store(new_word, Ordering::Release);
         Ok(packet.index)
     }
 
@@ -1607,16 +1650,10 @@ impl PoolCache {
     #[inline]
     pub fn allocate(&mut self, owner: Owner) -> Result<Packet, AllocateError> {
         if self.len == 0 {
-            let want = self.size / 2;
-            self.len = self.pool.inner.pop_many(&mut self.stack[..want])?;
-            if self.len == 0 {
-                return Err(AllocateError::Exhausted {
-                    packet_count: self.pool.inner.packet_count,
-                });
-            }
+            self.refill()?;
         }
         self.len -= 1;
-        self.pool.inner.claim_popped(self.stack[self.len], owner)
+        Ok(self.pool.inner.claim_reserved(self.stack[self.len], owner))
     }
 
     /// Deallocates a driver-owned packet into the cache.
@@ -1625,7 +1662,10 @@ impl PoolCache {
     /// As [`PacketBufferPool::deallocate`].
     #[inline]
     pub fn deallocate(&mut self, packet: Packet) -> Result<(), DeallocateError> {
-        let index = self.pool.inner.release_token(packet, OwnerState::Driver)?;
+        let index =
+            self.pool
+                .inner
+                .release_token(packet, OwnerState::Driver, CACHE_RESERVED_WORD)?;
         self.put(index);
         Ok(())
     }
@@ -1636,7 +1676,10 @@ impl PoolCache {
     /// As [`PacketBufferPool::system_free`].
     #[inline]
     pub fn system_free(&mut self, packet: Packet) -> Result<(), DeallocateError> {
-        let index = self.pool.inner.release_token(packet, OwnerState::System)?;
+        let index =
+            self.pool
+                .inner
+                .release_token(packet, OwnerState::System, CACHE_RESERVED_WORD)?;
         self.put(index);
         Ok(())
     }
@@ -1655,11 +1698,45 @@ impl PoolCache {
         self.flush_to(0);
     }
 
+    /// Takes half a cache's worth off the shared list, reserving each index exclusively.
+    fn refill(&mut self) -> Result<(), AllocateError> {
+        let want = self.size / 2;
+        let popped = self.pool.inner.pop_many(&mut self.stack[..want])?;
+        let mut corrupted = None;
+        for i in 0..popped {
+            let index = self.stack[i];
+            if self.pool.inner.reserve_popped(index) {
+                self.stack[self.len] = index;
+                self.len += 1;
+            } else {
+                // Not free although it was on the free list: a peer broke the list. The index
+                // is dropped rather than handed out twice, and the caller hears of it.
+                corrupted = Some(index);
+            }
+        }
+        if let Some(index) = corrupted {
+            return Err(AllocateError::Corrupted { index });
+        }
+        if self.len == 0 {
+            return Err(AllocateError::Exhausted {
+                packet_count: self.pool.inner.packet_count,
+            });
+        }
+        Ok(())
+    }
+
     fn flush_to(&mut self, keep: usize) {
         if self.len <= keep {
             return;
         }
         let chain = &self.stack[keep..self.len];
+        for &index in chain {
+            self.pool
+                .inner
+                .state(index)
+                .owner
+                .store(OwnerState::Free as u32, Ordering::Relaxed);
+        }
         for pair in chain.windows(2) {
             self.pool
                 .inner

@@ -265,7 +265,6 @@ fn corrupted_free_list_is_reported() {
     );
 }
 
-#[cfg(not(miri))]
 #[test]
 fn attach_sees_the_same_pool() {
     let config = PoolConfig::new(*b"shrd", 16, 1514);

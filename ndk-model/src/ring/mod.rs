@@ -274,24 +274,36 @@ impl<T: RingElement> Ring<T> {
     ) -> Result<Arc<Self>, RingError> {
         check_capacity(config.capacity)?;
         let (header, slots) = locate::<T>(&region, offset_bytes, config.capacity)?;
-        // SAFETY: `header` is in bounds and aligned (`locate`); no reference to these bytes
-        // exists yet, since the ring is being created.
+        // The three blocks' contents are written one by one, not as one `RingHeader` value: a
+        // typed write of the whole struct would leave the `CacheLine` padding uninitialised,
+        // and a peer attaching at another offset would then read uninitialised bytes as an
+        // index or magic (undefined behaviour; found by Miri). The padding keeps the region's
+        // bytes (zeroed for a heap region).
+        let h = header.as_ptr();
+        // SAFETY: `header` is in bounds and aligned (`locate`); a place projection only.
+        let producer = unsafe { &raw mut (*h).producer.0 };
+        // SAFETY: in bounds and aligned; no reference to these bytes exists yet, since the
+        // ring is being created.
+        unsafe { producer.write(AtomicU32::new(config.start_index)) };
+        // SAFETY: as for `producer`.
+        let consumer = unsafe { &raw mut (*h).consumer.0 };
+        // SAFETY: as above.
+        unsafe { consumer.write(AtomicU32::new(config.start_index)) };
+        // SAFETY: as for `producer`.
+        let control = unsafe { &raw mut (*h).control.0 };
+        // SAFETY: as above; `RingControl` is eight `u32`s with no padding.
         unsafe {
-            header.as_ptr().write(RingHeader {
-                producer: CacheLine(AtomicU32::new(config.start_index)),
-                consumer: CacheLine(AtomicU32::new(config.start_index)),
-                control: CacheLine(RingControl {
-                    flags: AtomicU32::new(0),
-                    enabled: AtomicU32::new(0),
-                    magic: AtomicU32::new(0),
-                    capacity: AtomicU32::new(config.capacity),
-                    element_size_bytes: AtomicU32::new(std::mem::size_of::<T>() as u32),
-                    queue_id: AtomicU32::new(config.queue_id),
-                    kind: AtomicU32::new(config.kind),
-                    reserved: AtomicU32::new(0),
-                }),
+            control.write(RingControl {
+                flags: AtomicU32::new(0),
+                enabled: AtomicU32::new(0),
+                magic: AtomicU32::new(0),
+                capacity: AtomicU32::new(config.capacity),
+                element_size_bytes: AtomicU32::new(std::mem::size_of::<T>() as u32),
+                queue_id: AtomicU32::new(config.queue_id),
+                kind: AtomicU32::new(config.kind),
+                reserved: AtomicU32::new(0),
             });
-        }
+        };
         for i in 0..config.capacity as usize {
             // SAFETY: slot `i < capacity` is in bounds (`locate`).
             let slot = unsafe { slots.as_ptr().add(i) };

@@ -161,7 +161,6 @@ fn enable_flag_and_ids_round_trip() {
     assert_eq!((ring.queue_id(), ring.kind(), ring.capacity()), (7, 2, 8));
 }
 
-#[cfg(not(miri))]
 #[test]
 fn attach_sees_the_same_ring() {
     let region = Arc::new(Region::heap(ring_layout_bytes::<u64>(16) + 128).unwrap());
@@ -215,7 +214,6 @@ fn two_threads_move_values_in_order() {
     producer.join().unwrap();
 }
 
-#[cfg(not(miri))]
 #[test]
 fn a_half_is_not_handed_out_over_corrupt_indices() {
     let region = Arc::new(Region::heap(ring_layout_bytes::<u32>(8)).unwrap());
