@@ -106,6 +106,46 @@ pub struct EnqueueOutcome {
     pub refusal: Option<EnqueueRefusal>,
 }
 
+/// The accessors both halves share; `$end` is the ring half the queue half wraps.
+macro_rules! half_accessors {
+    ($end:ident) => {
+        /// The ring shared with the other half.
+        pub fn ring(&self) -> &Arc<Ring<u32>> {
+            self.$end.ring()
+        }
+
+        /// The pool the queue's packets belong to.
+        pub fn pool(&self) -> &PacketBufferPool {
+            &self.pool
+        }
+
+        /// Which queue.
+        pub fn kind(&self) -> QueueKind {
+            R::KIND
+        }
+
+        /// Slots in the queue.
+        pub fn capacity(&self) -> u32 {
+            self.$end.capacity()
+        }
+
+        /// The queue id given at creation.
+        pub fn queue_id(&self) -> u32 {
+            self.ring().queue_id()
+        }
+
+        /// Whether the queue is enabled.
+        pub fn is_enabled(&self) -> bool {
+            self.ring().is_enabled()
+        }
+
+        /// This half's counters.
+        pub fn stats(&self) -> QueueStats {
+            self.stats
+        }
+    };
+}
+
 /// Creates the ring of a queue (heap-backed), disabled, as `Create(pool, …, capacity, queueId)`.
 pub(crate) fn new_ring(
     kind: QueueKind,
@@ -173,40 +213,7 @@ impl<R: Role> QueueSource<R> {
         })
     }
 
-    /// The ring shared with the other half.
-    pub fn ring(&self) -> &Arc<Ring<u32>> {
-        self.consumer.ring()
-    }
-
-    /// The pool packets come from.
-    pub fn pool(&self) -> &PacketBufferPool {
-        &self.pool
-    }
-
-    /// Which queue.
-    pub fn kind(&self) -> QueueKind {
-        R::KIND
-    }
-
-    /// Slots in the queue.
-    pub fn capacity(&self) -> u32 {
-        self.consumer.capacity()
-    }
-
-    /// The queue id given at creation.
-    pub fn queue_id(&self) -> u32 {
-        self.ring().queue_id()
-    }
-
-    /// Whether the queue is enabled.
-    pub fn is_enabled(&self) -> bool {
-        self.ring().is_enabled()
-    }
-
-    /// This half's counters.
-    pub fn stats(&self) -> QueueStats {
-        self.stats
-    }
+    half_accessors!(consumer);
 
     /// Packets waiting to be dequeued.
     ///
@@ -339,40 +346,7 @@ impl<R: Role> QueueSink<R> {
         })
     }
 
-    /// The ring shared with the other half.
-    pub fn ring(&self) -> &Arc<Ring<u32>> {
-        self.producer.ring()
-    }
-
-    /// The pool packets belong to.
-    pub fn pool(&self) -> &PacketBufferPool {
-        &self.pool
-    }
-
-    /// Which queue.
-    pub fn kind(&self) -> QueueKind {
-        R::KIND
-    }
-
-    /// Slots in the queue.
-    pub fn capacity(&self) -> u32 {
-        self.producer.capacity()
-    }
-
-    /// The queue id given at creation.
-    pub fn queue_id(&self) -> u32 {
-        self.ring().queue_id()
-    }
-
-    /// Whether the queue is enabled.
-    pub fn is_enabled(&self) -> bool {
-        self.ring().is_enabled()
-    }
-
-    /// This half's counters.
-    pub fn stats(&self) -> QueueStats {
-        self.stats
-    }
+    half_accessors!(producer);
 
     /// Sets the notifier rung when this half publishes and the peer asked to be woken.
     pub fn set_doorbell(&mut self, doorbell: Arc<dyn Notifier>) {
