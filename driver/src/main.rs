@@ -49,6 +49,10 @@ fn main() -> ExitCode {
     }
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the command's one wall clock: it reports throughput to a person"
+)]
 fn run(config: DemoConfig) -> ExitCode {
     println!(
         "vnic run: ndk-model loopback demo: {} frames, pool {} x 2048 B, queues of {}",

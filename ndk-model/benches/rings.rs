@@ -27,6 +27,7 @@
 //! (allocate+free pairs per thread per run, default 10 000 000). Without the `--bench`
 //! argument that `cargo bench` passes (for example under `cargo test --all-targets`) it runs
 //! a quick smoke pass with small counts whose numbers mean nothing.
+#![allow(clippy::disallowed_methods, reason = "a benchmark measures wall time")]
 
 use std::hint::{black_box, spin_loop};
 use std::sync::atomic::{AtomicBool, Ordering};

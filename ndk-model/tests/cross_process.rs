@@ -21,6 +21,10 @@
 //! message saying so; they never skip, since CI installs g++.
 
 #![cfg(all(target_os = "linux", not(miri), not(loom)))]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test supervising a child process needs deadlines and short sleeps"
+)]
 
 use std::collections::BTreeMap;
 use std::mem::{align_of, offset_of, size_of};

@@ -16,6 +16,10 @@
 //! Miri the counts are tiny (a few hundred to a few thousand): there the point is Miri's data
 //! race and weak-memory checks on the threaded code, not volume.
 #![cfg(not(loom))]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the stress test reports its own throughput"
+)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
