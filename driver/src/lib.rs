@@ -1,7 +1,16 @@
 //! The vnic virtual Ethernet NIC.
 //!
-//! The datapath and the hardware ports arrive with issue 3; for now the crate holds the
-//! `vnic` command and the ndk-model demo it runs.
+//! - [`port`]: the hardware-port seam ([`port::HardwarePort`]) and its fake;
+//! - [`nic`]: [`nic::VirtualEthernet`], the NIC, on ndk-model's Ethernet service;
+//! - [`counters`]: datapath counters;
+//! - [`demo`]: the ndk-model loopback demo.
+//!
+//! **Direction:** rx and tx are always from the NIC's point of view. Tx frames come from the
+//! OS on Tx submission and leave through the port; Rx frames arrive from the port and go to
+//! the OS on Rx completion.
 #![deny(unsafe_code)]
 
+pub mod counters;
 pub mod demo;
+pub mod nic;
+pub mod port;
