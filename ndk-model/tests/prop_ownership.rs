@@ -23,11 +23,12 @@
 //! Honours `PROPTEST_CASES`; under Miri it defaults to 4 cases and writes no regression file.
 #![cfg(not(loom))]
 
+mod common;
+
 use std::collections::{BTreeMap, VecDeque};
 
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::Config;
 use proptest_state_machine::{prop_state_machine, ReferenceStateMachine, StateMachineTest};
 
 use ndk_model::packet::Packet;
@@ -41,28 +42,7 @@ use ndk_model::queue::{
     TxCompletionQueue, TxSubmissionQueue,
 };
 
-/// Transitions per case: up to 63; under Miri up to 23, to keep the interpreted run short.
-fn transitions() -> std::ops::Range<usize> {
-    if cfg!(miri) {
-        1..24
-    } else {
-        1..64
-    }
-}
-
-/// The proptest configuration: `PROPTEST_CASES` as usual. Under Miri: no failure file, and 4
-/// cases unless the variable is visible to the interpreted program (Miri's isolation hides the
-/// host environment unless `MIRIFLAGS=-Zmiri-env-forward=PROPTEST_CASES`).
-fn config() -> Config {
-    let mut config = Config::default();
-    if cfg!(miri) {
-        config.failure_persistence = None;
-        if std::env::var_os("PROPTEST_CASES").is_none() {
-            config.cases = 4;
-        }
-    }
-    config
-}
+use common::{config, transitions};
 
 /// Every owner change the model allows (ndk.md §9.2).
 const ALLOWED: [(OwnerState, OwnerState); 8] = [

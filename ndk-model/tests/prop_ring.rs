@@ -10,36 +10,16 @@
 //! Honours `PROPTEST_CASES`; under Miri it defaults to 4 cases and writes no regression file.
 #![cfg(not(loom))]
 
+mod common;
+
 use std::collections::VecDeque;
 
 use proptest::prelude::*;
-use proptest::test_runner::Config;
 use proptest_state_machine::{prop_state_machine, ReferenceStateMachine, StateMachineTest};
 
 use ndk_model::ring::{Consumer, PeekError, Producer, PushError, ReserveError, Ring, RingConfig};
 
-/// Transitions per case: up to 63; under Miri up to 23, to keep the interpreted run short.
-fn transitions() -> std::ops::Range<usize> {
-    if cfg!(miri) {
-        1..24
-    } else {
-        1..64
-    }
-}
-
-/// The proptest configuration: `PROPTEST_CASES` as usual. Under Miri: no failure file, and 4
-/// cases unless the variable is visible to the interpreted program (Miri's isolation hides the
-/// host environment unless `MIRIFLAGS=-Zmiri-env-forward=PROPTEST_CASES`).
-fn config() -> Config {
-    let mut config = Config::default();
-    if cfg!(miri) {
-        config.failure_persistence = None;
-        if std::env::var_os("PROPTEST_CASES").is_none() {
-            config.cases = 4;
-        }
-    }
-    config
-}
+use common::{config, transitions};
 
 /// How a test fills a reserved chunk.
 #[derive(Debug, Clone, Copy)]
