@@ -12,6 +12,8 @@
 //! ```
 //!
 //! `dext-shim/include/vnic/abi.h` describes the same bytes for C++.
+//!
+//! One of the crate's `unsafe` modules: writing and reading the area header in place.
 
 use std::sync::Arc;
 
@@ -290,7 +292,6 @@ impl SharedArea {
     }
 }
 
-#[allow(unsafe_code)]
 fn write_header(at: *mut AreaHeader, value: AreaHeader) {
     // SAFETY: `at` is in bounds and aligned (`Region::ptr_at`), and nothing refers to the
     // header bytes while the area is being created.
@@ -301,7 +302,6 @@ fn write_header(at: *mut AreaHeader, value: AreaHeader) {
 }
 
 #[cfg(not(loom))]
-#[allow(unsafe_code)]
 fn read_header(region: &Region) -> &AreaHeader {
     // SAFETY: the region holds at least a header (checked by the caller), the pointer is
     // aligned, and `AreaHeader` is all atomics, valid for any bits.
