@@ -24,8 +24,15 @@
 //! stack, the threaded mode, faults, checkers and the seed runner.
 #![forbid(unsafe_code)]
 
+pub mod checkers;
 pub mod clock;
+pub mod faults;
+pub mod gateway;
 pub mod netconfig;
+pub mod pattern;
+pub mod port;
 pub mod rng;
+pub mod stack;
 pub mod switch;
 pub mod vmnet;
+pub mod world;
