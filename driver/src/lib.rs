@@ -1,5 +1,6 @@
 //! The vnic virtual Ethernet NIC.
 //!
+//! - [`clock`]: the time seam ([`clock::Clock`]) and the one wall clock;
 //! - [`port`]: the hardware-port seam ([`port::HardwarePort`]) and its fake;
 //! - [`nic`]: [`nic::VirtualEthernet`], the NIC, on ndk-model's Ethernet service;
 //! - [`counters`]: datapath counters;
@@ -10,6 +11,7 @@
 //! the OS on Rx completion.
 #![deny(unsafe_code)]
 
+pub mod clock;
 pub mod counters;
 pub mod demo;
 pub mod nic;
