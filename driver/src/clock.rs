@@ -21,7 +21,10 @@ pub struct WallClock {
 
 impl WallClock {
     /// A clock whose origin is now.
-    #[expect(clippy::disallowed_methods, reason = "the only wall clock (style.md §4.9)")]
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the only wall clock (style.md §4.9)"
+    )]
     pub fn new() -> Self {
         Self {
             origin: Instant::now(),

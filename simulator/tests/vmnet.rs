@@ -1,14 +1,19 @@
 //! The vmnet model through its public API: lifecycle, data plane, events, limits, isolation
 //! and determinism.
 
+use std::net::Ipv4Addr;
+
+use etherparse::PacketBuilder;
 use ndk_model::ethernet::MacAddress;
 use vnic_sim::clock::{SimClock, NS_PER_MS};
+use vnic_sim::netconfig::NetConfig;
 use vnic_sim::rng::SimRng;
 use vnic_sim::vmnet::{
     Access, Estimate, EventTrigger, GuestId, HandleError, InterfaceDesc, InterfaceEvent,
-    InterfaceHandle, InterfaceParams, Iov, NetworkKey, Notification, OperatingMode, OverLimit,
-    ReadError, RxDesc, ShortReadBuffer, SimVmnet, StartError, TxDesc, Uuid, VmnetKnobs,
-    VmnetReturn, WriteError,
+    InterfaceHandle, InterfaceParams, Iov, NetworkCreateError, NetworkFromSerializationError,
+    NetworkKey, NetworkRef, NetworkSerialization, Notification, OperatingMode, OverLimit,
+    ReadError, RxDesc, ShortReadBuffer, SimVmnet, SourceIpRule, SourceIpRules, StartError, TxDesc,
+    Uuid, VmnetKnobs, VmnetReturn, WriteError,
 };
 
 const SEED: u64 = 0x5eed;
@@ -87,7 +92,8 @@ fn frame(dst: MacAddress, src: MacAddress, len: usize, tag: u8) -> Vec<u8> {
     let mut f = Vec::with_capacity(len);
     f.extend_from_slice(&dst.0);
     f.extend_from_slice(&src.0);
-    f.extend_from_slice(&[0x08, 0x00]);
+    // A local experimental EtherType: not IPv4, so the source-IPv4 rule lets it through.
+    f.extend_from_slice(&[0x88, 0xb5]);
     f.resize(len, tag);
     f
 }
@@ -899,4 +905,607 @@ fn same_seed_same_run() {
     assert!(a.len() > 40, "the run did something");
     assert_eq!(a, traced_run(1234));
     assert_ne!(a, traced_run(4321));
+}
+
+// ---- the source-IPv4 rule -------------------------------------------------------------------
+
+/// A QEMU-style guest MAC (allocate_mac = false).
+const GUEST_MAC: MacAddress = MacAddress([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+
+fn v4(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+fn udp_from(src_mac: MacAddress, src: Ipv4Addr) -> Vec<u8> {
+    let builder = PacketBuilder::ethernet2(src_mac.0, MacAddress::BROADCAST.0)
+        .ipv4(src.octets(), [192, 168, 64, 1], 64)
+        .udp(5000, 5001);
+    let mut out = Vec::new();
+    builder.write(&mut out, &[0xab; 32]).unwrap();
+    out
+}
+
+fn with_ether_type(mut frame: Vec<u8>, ether_type: u16) -> Vec<u8> {
+    frame[12..14].copy_from_slice(&ether_type.to_be_bytes());
+    frame
+}
+
+/// Writes `frame` on `h` (the write must succeed) and says whether the host side got it.
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "call sites build the frame inline"
+)]
+fn reaches_host(fx: &mut Fixture, h: InterfaceHandle, key: &NetworkKey, frame: Vec<u8>) -> bool {
+    assert_eq!(
+        fx.vmnet.write(h, &[TxDesc::frame(&frame)]),
+        Ok(1),
+        "the write itself succeeds"
+    );
+    fx.tick(1);
+    let got: Vec<Vec<u8>> = std::iter::from_fn(|| fx.vmnet.host_recv(key)).collect();
+    assert!(got.len() <= 1);
+    got.into_iter().next().is_some_and(|f| f == frame)
+}
+
+fn qemu_guest(mode: OperatingMode) -> InterfaceDesc {
+    InterfaceDesc::new(mode, GuestId(0)).allocate_mac(false)
+}
+
+#[test]
+fn source_ip_rule_drops_unleased_ipv4_silently_and_counts_it() {
+    let mut fx = Fixture::new(VmnetKnobs::default());
+    let key = NetworkKey::Shared;
+    let (h, p) = fx.start_ok(&qemu_guest(OperatingMode::Shared));
+    assert_eq!(p.mac, None);
+    let leased = v4("192.168.64.5");
+    assert!(!reaches_host(&mut fx, h, &key, udp_from(GUEST_MAC, leased)));
+    assert_eq!(fx.vmnet.counters(h).unwrap().dropped_source_ip_frames, 1);
+    assert!(
+        reaches_host(&mut fx, h, &key, udp_from(GUEST_MAC, Ipv4Addr::UNSPECIFIED)),
+        "DHCP's 0.0.0.0 passes"
+    );
+    let arp = with_ether_type(udp_from(GUEST_MAC, leased), 0x0806);
+    assert!(reaches_host(&mut fx, h, &key, arp), "ARP passes");
+    let ipv6 = with_ether_type(udp_from(GUEST_MAC, leased), 0x86dd);
+    assert!(
+        reaches_host(&mut fx, h, &key, ipv6),
+        "IPv6 passes (UNCONFIRMED)"
+    );
+
+    fx.vmnet.set_lease(&key, GUEST_MAC, Some(leased));
+    assert_eq!(fx.vmnet.lease(&key, GUEST_MAC), Some(leased));
+    assert!(reaches_host(&mut fx, h, &key, udp_from(GUEST_MAC, leased)));
+    assert!(!reaches_host(
+        &mut fx,
+        h,
+        &key,
+        udp_from(GUEST_MAC, v4("192.168.64.6"))
+    ));
+    let other_mac = MacAddress([0x52, 0x54, 0, 0, 0, 9]);
+    assert!(
+        !reaches_host(&mut fx, h, &key, udp_from(other_mac, leased)),
+        "the lease belongs to a MAC"
+    );
+    let mut malformed = udp_from(GUEST_MAC, leased);
+    malformed[14] = 0x35; // version 3
+    assert!(!reaches_host(&mut fx, h, &key, malformed));
+    fx.vmnet.set_lease(&key, GUEST_MAC, None);
+    assert!(!reaches_host(&mut fx, h, &key, udp_from(GUEST_MAC, leased)));
+
+    let c = fx.vmnet.counters(h).unwrap();
+    assert_eq!((c.written_frames, c.dropped_source_ip_frames), (9, 5));
+}
+
+#[test]
+fn source_ip_rule_applies_to_interface_to_interface_traffic_too() {
+    let mut fx = Fixture::new(VmnetKnobs::default());
+    let (a, _) = fx.start_ok(&qemu_guest(OperatingMode::Host));
+    let (b, _) = fx.shared_on_host();
+    fx.write(a, &[udp_from(GUEST_MAC, v4("192.168.65.7"))])
+        .unwrap();
+    fx.tick(1);
+    assert!(fx.read_all(b, 4).unwrap().is_empty());
+    fx.vmnet
+        .set_lease(&NetworkKey::Host, GUEST_MAC, Some(v4("192.168.65.7")));
+    fx.write(a, &[udp_from(GUEST_MAC, v4("192.168.65.7"))])
+        .unwrap();
+    fx.tick(1);
+    assert_eq!(fx.read_all(b, 4).unwrap().len(), 1);
+}
+
+impl Fixture {
+    /// A second host-mode interface with a vmnet MAC.
+    fn shared_on_host(&mut self) -> (InterfaceHandle, InterfaceParams) {
+        self.start_ok(&InterfaceDesc::new(OperatingMode::Host, GuestId(1)))
+    }
+}
+
+#[test]
+fn source_ip_rule_defaults_per_network_and_knob() {
+    let spoofed = || udp_from(GUEST_MAC, v4("10.9.9.9"));
+    // Defaults: enforced with vmnet DHCP (shared, host), off without (UNCONFIRMED).
+    let mut fx = Fixture::new(VmnetKnobs::default());
+    let id = Uuid([3; 16]);
+    let isolated = qemu_guest(OperatingMode::Host).network_identifier(id);
+    let (h, _) = fx.start_ok(&isolated);
+    assert!(reaches_host(
+        &mut fx,
+        h,
+        &NetworkKey::HostIsolated(id),
+        spoofed()
+    ));
+    let (b, _) = fx.start_ok(&qemu_guest(OperatingMode::Bridged).shared_interface_name("en0"));
+    assert!(reaches_host(
+        &mut fx,
+        b,
+        &NetworkKey::Bridged("en0".into()),
+        spoofed()
+    ));
+    let (s, _) = fx.start_ok(&qemu_guest(OperatingMode::Shared));
+    assert!(!reaches_host(&mut fx, s, &NetworkKey::Shared, spoofed()));
+    assert_eq!(
+        fx.vmnet.source_ip_rule(&NetworkKey::Host),
+        SourceIpRule::Enforce
+    );
+
+    // Knob: off everywhere.
+    let mut fx = Fixture::new(VmnetKnobs {
+        source_ip_rule: SourceIpRules::OFF,
+        ..VmnetKnobs::default()
+    });
+    let (s, _) = fx.start_ok(&qemu_guest(OperatingMode::Shared));
+    assert!(reaches_host(&mut fx, s, &NetworkKey::Shared, spoofed()));
+    assert_eq!(fx.vmnet.counters(s).unwrap().dropped_source_ip_frames, 0);
+
+    // Knob: enforced even without DHCP.
+    let mut fx = Fixture::new(VmnetKnobs {
+        source_ip_rule: SourceIpRules {
+            with_vmnet_dhcp: SourceIpRule::Enforce,
+            without_vmnet_dhcp: SourceIpRule::Enforce,
+        },
+        ..VmnetKnobs::default()
+    });
+    let (h, _) = fx.start_ok(&isolated);
+    assert!(!reaches_host(
+        &mut fx,
+        h,
+        &NetworkKey::HostIsolated(id),
+        spoofed()
+    ));
+}
+
+// ---- macOS 26 network objects ---------------------------------------------------------------
+
+fn subnet_cfg(mode: OperatingMode, network: &str, prefix_len: u8) -> NetConfig {
+    let mut cfg = NetConfig::new(mode);
+    let mask = Ipv4Addr::from(u32::MAX << (32 - prefix_len));
+    cfg.set_ipv4_subnet(v4(network), mask).unwrap();
+    cfg
+}
+
+impl Fixture {
+    /// Starts an interface on a configured network and runs the clock until it completes.
+    fn start_on(
+        &mut self,
+        net: &NetworkRef,
+        desc: &InterfaceDesc,
+    ) -> (InterfaceHandle, Result<InterfaceParams, StartError>) {
+        let handle = self
+            .vmnet
+            .interface_start_with_network(self.clock.now_ns(), net, desc)
+            .unwrap();
+        for _ in 0..1000 {
+            self.tick(NS_PER_MS);
+            for n in self.notifications() {
+                if let Notification::StartCompleted { handle: h, result } = n {
+                    assert_eq!(h, handle);
+                    return (handle, result);
+                }
+            }
+        }
+        panic!("start never completed");
+    }
+
+    /// Stops `h` and runs the clock until the stop completes.
+    fn stop(&mut self, h: InterfaceHandle) {
+        self.vmnet.stop_interface(self.clock.now_ns(), h).unwrap();
+        for _ in 0..1000 {
+            self.tick(NS_PER_MS);
+            if self
+                .notifications()
+                .iter()
+                .any(|n| matches!(n, Notification::StopCompleted { handle, .. } if *handle == h))
+            {
+                return;
+            }
+        }
+        panic!("stop never completed");
+    }
+}
+
+#[test]
+fn network_create_validates_and_reserves_its_subnet() {
+    let mut fx = Fixture::new(VmnetKnobs::default());
+    let first = fx
+        .vmnet
+        .network_create(&subnet_cfg(OperatingMode::Shared, "192.168.80.0", 24))
+        .unwrap();
+    let busy = fx
+        .vmnet
+        .network_create(&subnet_cfg(OperatingMode::Host, "192.168.80.0", 24))
+        .unwrap_err();
+    assert_eq!(busy.code(), VmnetReturn::SharingServiceBusy);
+    assert_eq!(busy.code().code(), 1009);
+    let wider = fx
+        .vmnet
+        .network_create(&subnet_cfg(OperatingMode::Host, "192.168.0.0", 16))
+        .unwrap_err();
+    assert!(matches!(
+        wider,
+        NetworkCreateError::SubnetInUse { prefix_len: 16, .. }
+    ));
+    let narrower = fx
+        .vmnet
+        .network_create(&subnet_cfg(OperatingMode::Host, "192.168.80.128", 25));
+    assert!(narrower.is_err(), "a /25 inside the /24 overlaps");
+    let other = fx
+        .vmnet
+        .network_create(&subnet_cfg(OperatingMode::Host, "192.168.81.0", 24))
+        .unwrap();
+    assert_ne!(first.id(), other.id());
+    assert_eq!(fx.vmnet.configured_networks(), 2);
+
+    let invalid = fx
+        .vmnet
+        .network_create(&NetConfig::new(OperatingMode::Bridged))
+        .unwrap_err();
+    assert!(matches!(invalid, NetworkCreateError::InvalidConfig(_)));
+    assert_eq!(invalid.code(), VmnetReturn::InvalidArgument);
+    let mut unknown = NetConfig::new(OperatingMode::Bridged);
+    unknown.set_external_interface("en7").unwrap();
+    assert_eq!(
+        fx.vmnet.network_create(&unknown),
+        Err(NetworkCreateError::UnknownExternalInterface("en7".into()))
+    );
+    let mut bridged = NetConfig::new(OperatingMode::Bridged);
+    bridged.set_external_interface("en0").unwrap();
+    let bridged = fx.vmnet.network_create(&bridged).unwrap();
+    assert!(
+        fx.vmnet
+            .network_create(&NetConfig::new(OperatingMode::Host))
+            .is_ok(),
+        "bridged networks reserve no vmnet subnet"
+    );
+
+    // Releasing the last reference frees the subnet.
+    let first_key = first.key();
+    fx.vmnet.network_release(first);
+    assert_eq!(fx.vmnet.network_config(&first_key), None);
+    let again = fx
+        .vmnet
+        .network_create(&subnet_cfg(OperatingMode::Shared, "192.168.80.0", 24))
+        .unwrap();
+    assert_ne!(again.key(), first_key, "ids are not reused");
+    fx.vmnet.network_release(again);
+    fx.vmnet.network_release(other);
+    fx.vmnet.network_release(bridged);
+}
+
+#[test]
+fn network_create_follows_the_access_knob() {
+    for (access, code) in [
+        (Access::Unprivileged, VmnetReturn::Failure),
+        (Access::NotAuthorized, VmnetReturn::NotAuthorized),
+    ] {
+        let mut fx = Fixture::new(VmnetKnobs {
+            access,
+            ..VmnetKnobs::default()
+        });
+        let err = fx
+            .vmnet
+            .network_create(&NetConfig::new(OperatingMode::Shared))
+            .unwrap_err();
+        assert_eq!(err.code(), code);
+    }
+}
+
+#[test]
+fn start_with_network_takes_mtu_and_dhcp_range_from_the_configuration() {
+    let mut fx = Fixture::new(VmnetKnobs::default());
+    let mut cfg = subnet_cfg(OperatingMode::Shared, "10.1.2.0", 24);
+    cfg.set_mtu(9000).unwrap();
+    let net = fx.vmnet.network_create(&cfg).unwrap();
+    assert_eq!(fx.vmnet.network_config(&net.key()), Some(&cfg));
+    // Every key but allocate-MAC and isolation is ignored: mode, MTU, id.
+    let id = Uuid([0x42; 16]);
+    let desc = InterfaceDesc::new(OperatingMode::Host, GuestId(0))
+        .interface_id(id)
+        .mtu_bytes(1500);
+    let (h1, p1) = fx.start_on(&net, &desc);
+    let p1 = p1.unwrap();
+    assert_eq!((p1.mtu_bytes, p1.max_packet_size_bytes), (9000, 9014));
+    let range = p1.ipv4.unwrap();
+    assert_eq!(
+        (range.start_address, range.end_address, range.subnet_mask),
+        (v4("10.1.2.1"), v4("10.1.2.254"), v4("255.255.255.0"))
+    );
+    assert_ne!(p1.interface_id, id, "the interface id is ignored");
+    assert!(p1.nat66_prefix.is_some_and(|p| p.octets()[0] == 0xfd));
+    fx.stop(h1);
+    let (_, p2) = fx.start_on(&net, &desc);
+    let p2 = p2.unwrap();
+    assert_ne!(p1.mac, p2.mac, "a random MAC each start, whatever the id");
+    assert!(p2.mac.unwrap().is_locally_administered());
+    let (_, p3) = fx.start_on(&net, &desc.clone().allocate_mac(false));
+    assert_eq!(p3.unwrap().mac, None);
+
+    let mut no_dhcp = subnet_cfg(OperatingMode::Host, "10.1.3.0", 24);
+    no_dhcp.disable_dhcp();
+    let quiet = fx.vmnet.network_create(&no_dhcp).unwrap();
+    let (_, p) = fx.start_on(
+        &quiet,
+        &InterfaceDesc::new(OperatingMode::Shared, GuestId(1)),
+    );
+    let p = p.unwrap();
+    assert_eq!((p.ipv4, p.nat66_prefix, p.mtu_bytes), (None, None, 1500));
+}
+
+#[test]
+fn start_with_network_honours_isolation_and_the_limits() {
+    let mut fx = Fixture::new(VmnetKnobs::default());
+    let net = fx
+        .vmnet
+        .network_create(&NetConfig::new(OperatingMode::Host))
+        .unwrap();
+    let key = net.key();
+    let desc = InterfaceDesc::new(OperatingMode::Shared, GuestId(0)).isolation(true);
+    let (a, pa) = fx.start_on(&net, &desc);
+    let (b, _) = fx.start_on(&net, &desc);
+    let mac_a = pa.unwrap().mac.unwrap();
+    fx.write(a, &[frame(MacAddress::BROADCAST, mac_a, 60, 0)])
+        .unwrap();
+    fx.tick(1);
+    assert!(fx.read_all(b, 4).unwrap().is_empty(), "isolated");
+    assert!(fx.vmnet.host_recv(&key).is_some(), "the host still sees it");
+    // The guest already has two; two more fit, the fifth fails in the completion.
+    for _ in 0..2 {
+        assert!(fx.start_on(&net, &desc).1.is_ok());
+    }
+    let (_, fifth) = fx.start_on(&net, &desc);
+    assert!(matches!(
+        fifth,
+        Err(StartError::TooManyInterfacesForGuest { .. })
+    ));
+    // A network of another vmnet fails at once.
+    let mut other = SimVmnet::new(VmnetKnobs::default(), &SimRng::new(1));
+    let _one = other
+        .network_create(&subnet_cfg(OperatingMode::Host, "10.5.0.0", 24))
+        .unwrap();
+    let two = other
+        .network_create(&subnet_cfg(OperatingMode::Host, "10.6.0.0", 24))
+        .unwrap();
+    let err = fx
+        .vmnet
+        .interface_start_with_network(fx.clock.now_ns(), &two, &desc)
+        .unwrap_err();
+    assert_eq!(err, StartError::NoSuchNetwork);
+    assert_eq!(err.code(), VmnetReturn::InvalidArgument);
+}
+
+#[test]
+fn the_last_interface_stop_releases_the_network() {
+    let mut fx = Fixture::new(VmnetKnobs::default());
+    let cfg = subnet_cfg(OperatingMode::Shared, "172.16.5.0", 24);
+    let net = fx.vmnet.network_create(&cfg).unwrap();
+    let key = net.key();
+    let desc = InterfaceDesc::new(OperatingMode::Shared, GuestId(0));
+    let (a, _) = fx.start_on(&net, &desc);
+    let (b, _) = fx.start_on(&net, &desc);
+    assert_eq!(fx.vmnet.network_references(&key), Some(3));
+    fx.vmnet.network_release(net);
+    assert_eq!(fx.vmnet.network_references(&key), Some(2));
+    assert!(
+        fx.vmnet.network_config(&key).is_some(),
+        "interfaces hold it"
+    );
+    assert!(fx.vmnet.host_send(&key, &[0xff; 60]).is_ok());
+    assert!(
+        fx.vmnet.network_create(&cfg).is_err(),
+        "the subnet is still reserved"
+    );
+    fx.stop(a);
+    assert_eq!(fx.vmnet.network_references(&key), Some(1));
+    fx.stop(b);
+    assert_eq!(fx.vmnet.network_references(&key), None);
+    assert_eq!(fx.vmnet.network_config(&key), None);
+    assert_eq!(fx.vmnet.configured_networks(), 0);
+    assert_eq!(
+        fx.vmnet.host_send(&key, &[0xff; 60]),
+        Err(vnic_sim::vmnet::HostSendError::NoSuchNetwork)
+    );
+    let again = fx.vmnet.network_create(&cfg).unwrap();
+    fx.vmnet.network_release(again);
+}
+
+#[test]
+fn a_failed_start_also_gives_its_reference_back() {
+    let mut fx = Fixture::new(VmnetKnobs {
+        interfaces_max: 0,
+        ..VmnetKnobs::default()
+    });
+    let net = fx
+        .vmnet
+        .network_create(&NetConfig::new(OperatingMode::Shared))
+        .unwrap();
+    let key = net.key();
+    fx.vmnet.network_release(net);
+    assert_eq!(fx.vmnet.network_references(&key), None);
+    let net = fx
+        .vmnet
+        .network_create(&NetConfig::new(OperatingMode::Shared))
+        .unwrap();
+    let key = net.key();
+    let desc = InterfaceDesc::new(OperatingMode::Shared, GuestId(0));
+    let h = fx
+        .vmnet
+        .interface_start_with_network(0, &net, &desc)
+        .unwrap();
+    fx.vmnet.network_release(net);
+    assert_eq!(
+        fx.vmnet.network_references(&key),
+        Some(1),
+        "the start holds it"
+    );
+    fx.tick(10 * NS_PER_MS);
+    let failed = fx.notifications().into_iter().any(
+        |n| matches!(n, Notification::StartCompleted { handle, result: Err(_) } if handle == h),
+    );
+    assert!(failed);
+    assert_eq!(fx.vmnet.network_config(&key), None);
+}
+
+#[test]
+fn serialization_reaches_the_same_network() {
+    let mut fx = Fixture::new(VmnetKnobs::default());
+    let mut cfg = subnet_cfg(OperatingMode::Shared, "192.168.90.0", 24);
+    cfg.set_mtu(4000).unwrap();
+    let net = fx.vmnet.network_create(&cfg).unwrap();
+    let token = fx.vmnet.network_copy_serialization(&net).unwrap();
+    assert!(token.as_str().contains("mtu 4000"));
+    let twin = fx.vmnet.network_create_with_serialization(&token).unwrap();
+    assert_eq!(twin.key(), net.key());
+    assert_eq!(fx.vmnet.network_references(&net.key()), Some(2));
+    // An interface started through the twin is on the same L2 as one through the original.
+    let desc = InterfaceDesc::new(OperatingMode::Shared, GuestId(0));
+    let (a, pa) = fx.start_on(&net, &desc);
+    let (b, pb) = fx.start_on(&twin, &desc);
+    assert_eq!(pb.as_ref().unwrap().mtu_bytes, 4000);
+    fx.write(
+        a,
+        &[frame(
+            MacAddress::BROADCAST,
+            pa.unwrap().mac.unwrap(),
+            60,
+            0,
+        )],
+    )
+    .unwrap();
+    fx.tick(1);
+    assert_eq!(fx.read_all(b, 4).unwrap().len(), 1);
+
+    // Damaged tokens.
+    let mut damaged = |text: String| {
+        fx.vmnet
+            .network_create_with_serialization(&NetworkSerialization::from_text(text))
+            .expect_err("a damaged token must fail")
+    };
+    let text = token.as_str().to_owned();
+    assert_eq!(
+        damaged(text.replacen("vnic-sim vmnet network", "something else", 1)),
+        NetworkFromSerializationError::BadHeader
+    );
+    assert!(matches!(
+        damaged(text.replace("mtu 4000", "mtu 99")),
+        NetworkFromSerializationError::BadConfig(_)
+    ));
+    assert_eq!(
+        damaged(text.replace("mtu 4000", "mtu 4001")),
+        NetworkFromSerializationError::ConfigMismatch(net.id())
+    );
+    let e = damaged(text.replace(&format!("id {}", net.id()), "id 77"));
+    assert_eq!(e, NetworkFromSerializationError::NoSuchNetwork(77));
+    assert_eq!(e.code(), VmnetReturn::InvalidArgument);
+
+    // Once every reference and interface is gone, the token no longer resolves.
+    let id = net.id();
+    fx.vmnet.network_release(net);
+    fx.vmnet.network_release(twin);
+    fx.stop(a);
+    fx.stop(b);
+    assert_eq!(
+        fx.vmnet.network_create_with_serialization(&token),
+        Err(NetworkFromSerializationError::NoSuchNetwork(id))
+    );
+}
+
+#[test]
+fn source_ip_rule_on_configured_networks_follows_their_dhcp() {
+    let mut fx = Fixture::new(VmnetKnobs::default());
+    let with = fx
+        .vmnet
+        .network_create(&subnet_cfg(OperatingMode::Shared, "10.20.0.0", 24))
+        .unwrap();
+    let mut cfg = subnet_cfg(OperatingMode::Shared, "10.21.0.0", 24);
+    cfg.disable_dhcp();
+    let without = fx.vmnet.network_create(&cfg).unwrap();
+    assert_eq!(fx.vmnet.source_ip_rule(&with.key()), SourceIpRule::Enforce);
+    assert_eq!(fx.vmnet.source_ip_rule(&without.key()), SourceIpRule::Off);
+    let desc = qemu_guest(OperatingMode::Shared);
+    let (a, _) = fx.start_on(&with, &desc);
+    let (b, _) = fx.start_on(&without, &desc);
+    let static_ip = udp_from(GUEST_MAC, v4("10.20.0.50"));
+    assert!(!reaches_host(&mut fx, a, &with.key(), static_ip.clone()));
+    assert!(reaches_host(&mut fx, b, &without.key(), static_ip.clone()));
+    fx.vmnet
+        .set_lease(&with.key(), GUEST_MAC, Some(v4("10.20.0.50")));
+    assert!(reaches_host(&mut fx, a, &with.key(), static_ip));
+}
+
+mod source_ip_property {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Lease(Option<u8>),
+        Write { last_octet: u8, ipv4: bool },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            proptest::option::of(0u8..4).prop_map(Step::Lease),
+            ((0u8..4), any::<bool>())
+                .prop_map(|(last_octet, ipv4)| Step::Write { last_octet, ipv4 }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Every written frame reaches the host side exactly when the rule allows it, and every
+        /// other one is counted as a source-IPv4 drop.
+        #[test]
+        fn frames_pass_exactly_when_the_rule_allows(steps in proptest::collection::vec(step(), 1..40)) {
+            let mut fx = Fixture::new(VmnetKnobs::default());
+            let key = NetworkKey::Shared;
+            let (h, _) = fx.start_ok(&qemu_guest(OperatingMode::Shared));
+            // Last octet 0 is 0.0.0.0 (DHCP); 1..=3 are 192.168.64.x.
+            let addr = |o: u8| if o == 0 { Ipv4Addr::UNSPECIFIED } else { Ipv4Addr::new(192, 168, 64, o) };
+            let mut lease: Option<u8> = None;
+            let (mut written, mut passed) = (0u64, 0u64);
+            for s in steps {
+                match s {
+                    Step::Lease(o) => {
+                        let o = o.filter(|&o| o != 0);
+                        fx.vmnet.set_lease(&key, GUEST_MAC, o.map(addr));
+                        lease = o;
+                    }
+                    Step::Write { last_octet, ipv4 } => {
+                        let mut f = udp_from(GUEST_MAC, addr(last_octet));
+                        if !ipv4 {
+                            f = with_ether_type(f, 0x0806);
+                        }
+                        let allowed = !ipv4 || last_octet == 0 || lease == Some(last_octet);
+                        prop_assert_eq!(reaches_host(&mut fx, h, &key, f), allowed);
+                        written += 1;
+                        passed += u64::from(allowed);
+                    }
+                }
+            }
+            let c = fx.vmnet.counters(h).unwrap();
+            prop_assert_eq!(c.written_frames, written);
+            prop_assert_eq!(c.dropped_source_ip_frames, written - passed);
+        }
+    }
 }

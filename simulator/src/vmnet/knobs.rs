@@ -55,6 +55,55 @@ pub enum ShortReadBuffer {
     Error,
 }
 
+/// Whether vmnet drops IPv4 frames whose source is not the interface's DHCP lease
+/// (vmnet.md §0.3, §1.8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceIpRule {
+    /// Drop them, silently (the write succeeds) and counted
+    /// ([`super::InterfaceCounters::dropped_source_ip_frames`]).
+    Enforce,
+    /// Let every source through.
+    Off,
+}
+
+/// [`SourceIpRule`] per kind of network. Documented only for networks whose addresses come
+/// from vmnet's DHCP; whether it also applies without DHCP (`network_identifier` host networks,
+/// bridged mode, configured networks with DHCP disabled) is UNCONFIRMED (vmnet.md §8 Q7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceIpRules {
+    /// Shared and host mode, and configured networks with DHCP on (default: enforce).
+    pub with_vmnet_dhcp: SourceIpRule,
+    /// `network_identifier` host networks, bridged mode, and configured networks with DHCP off
+    /// or in bridged mode (default: off, UNCONFIRMED).
+    pub without_vmnet_dhcp: SourceIpRule,
+}
+
+impl Default for SourceIpRules {
+    fn default() -> Self {
+        Self {
+            with_vmnet_dhcp: SourceIpRule::Enforce,
+            without_vmnet_dhcp: SourceIpRule::Off,
+        }
+    }
+}
+
+impl SourceIpRules {
+    /// Neither kind of network enforces the rule.
+    pub const OFF: Self = Self {
+        with_vmnet_dhcp: SourceIpRule::Off,
+        without_vmnet_dhcp: SourceIpRule::Off,
+    };
+
+    /// The rule for a network with (`true`) or without vmnet's DHCP.
+    pub const fn for_dhcp(self, vmnet_dhcp: bool) -> SourceIpRule {
+        if vmnet_dhcp {
+            self.with_vmnet_dhcp
+        } else {
+            self.without_vmnet_dhcp
+        }
+    }
+}
+
 /// Who the caller is, for start failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -120,6 +169,9 @@ pub struct VmnetKnobs {
     pub shared_subnet: Ipv4Subnet,
     /// Host mode's subnet (UNCONFIRMED default).
     pub host_subnet: Ipv4Subnet,
+    /// Where the source-IPv4 rule applies. IPv6 is never filtered (UNCONFIRMED, vmnet.md §8
+    /// Q7); neither are ARP and other non-IPv4 frames, nor DHCP's unspecified source 0.0.0.0.
+    pub source_ip_rule: SourceIpRules,
 }
 
 impl VmnetKnobs {
@@ -161,6 +213,7 @@ impl Default for VmnetKnobs {
             bridgeable_interfaces: vec!["en0".to_owned()],
             shared_subnet: SHARED_SUBNET_DEFAULT,
             host_subnet: HOST_SUBNET_DEFAULT,
+            source_ip_rule: SourceIpRules::default(),
         }
     }
 }

@@ -1,12 +1,15 @@
 //! [`SimVmnet`]: the deterministic vmnet, driven by the caller's clock.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::net::Ipv6Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ndk_model::ethernet::MacAddress;
 
 use super::desc::{InterfaceDesc, InterfaceParams, Iov, Ipv4Range, RxDesc, TxDesc};
-use super::knobs::{Access, Estimate, EventTrigger, OverLimit, ShortReadBuffer, VmnetKnobs};
+use super::knobs::{
+    Access, Estimate, EventTrigger, OverLimit, ShortReadBuffer, SourceIpRule, VmnetKnobs,
+};
+use super::source_ip::{frame_source, FrameSource};
 use super::types::{
     DescError, HandleError, InterfaceEvent, ReadError, StartError, VmnetReturn, WriteError,
     ETHERNET_HEADER_BYTES, MTU_BYTES_DEFAULT,
@@ -15,6 +18,15 @@ use super::{GuestId, OperatingMode, Uuid};
 use crate::netconfig::{MTU_BYTES_MAX, MTU_BYTES_MIN};
 use crate::rng::SimRng;
 use crate::switch::{PortId, PortKind, Switch};
+
+mod networks;
+
+use networks::ConfiguredNetwork;
+pub use networks::{NetworkRef, NetworkSerialization, NETWORK_SERIALIZATION_MAGIC};
+
+/// Leases one network remembers for the source-IPv4 rule (a bound of this model). Beyond it a
+/// new lease is not recorded, so that guest's IPv4 frames are dropped by the rule.
+pub const LEASES_PER_NETWORK_MAX: usize = 65_536;
 
 /// The model of `interface_ref`: names one interface of one [`SimVmnet`].
 ///
@@ -37,6 +49,9 @@ pub enum NetworkKey {
     Shared,
     /// The LAN of this physical interface.
     Bridged(String),
+    /// A macOS 26 network made by [`SimVmnet::network_create`], by its id
+    /// ([`NetworkRef::id`]).
+    Configured(u32),
 }
 
 impl NetworkKey {
@@ -108,6 +123,9 @@ pub struct InterfaceCounters {
     pub discarded_rx_on_stop_frames: u64,
     /// "Packets available" events fired.
     pub events_fired: u64,
+    /// Written frames dropped silently by the source-IPv4 rule: an IPv4 source that is not
+    /// the address leased to the frame's source MAC (see [`SimVmnet::set_lease`]).
+    pub dropped_source_ip_frames: u64,
 }
 
 /// Why the host side of a network refused a frame.
@@ -182,13 +200,17 @@ enum Pending {
 /// interface id; non-blocking batched reads; all-or-nothing batched writes with vmnet's
 /// per-call limits and codes; "packets available" events with knobs for re-firing and estimate
 /// accuracy; the 32-total and 4-per-guest limits; per-network learning switches with isolation;
-/// a host side per network ([`SimVmnet::host_send`] / [`SimVmnet::host_recv`]) standing in for
-/// the gateway until it exists.
+/// a host side per network ([`SimVmnet::host_send`] / [`SimVmnet::host_recv`]) where the
+/// gateway plugs in; the source-IPv4 rule (written IPv4 frames whose source is not the DHCP
+/// lease of their source MAC are dropped silently and counted; leases come from
+/// [`SimVmnet::set_lease`]; where it applies is [`VmnetKnobs::source_ip_rule`]); the macOS 26
+/// network objects ([`SimVmnet::network_create`], [`SimVmnet::network_release`],
+/// [`SimVmnet::network_copy_serialization`], [`SimVmnet::network_create_with_serialization`],
+/// [`SimVmnet::interface_start_with_network`]; reference-counted, subnets reserved).
 ///
-/// **Rejected / not modelled yet:** the source-IPv4 rule, DHCP, NAT and DNS (the gateway);
+/// **Rejected / not modelled yet:** DHCP, NAT and DNS themselves (the gateway);
 /// port-forwarding calls; TSO, checksum offload and the virtio header; custom DHCP ranges in
-/// `interface_desc`; the macOS 26 `vmnet_interface_start_with_network`; OS-version gating of
-/// keys (only [`VmnetKnobs::report_max_packets_keys`]).
+/// `interface_desc`; OS-version gating of keys (only [`VmnetKnobs::report_max_packets_keys`]).
 ///
 /// Time is an argument: every call that depends on it takes `now_ns`, which must not go
 /// backwards. Nothing happens between calls.
@@ -237,6 +259,12 @@ pub struct SimVmnet {
     pending_seq: u64,
     outbox: VecDeque<Notification>,
     egress_scratch: Vec<PortId>,
+    /// macOS 26 networks by id.
+    configured: BTreeMap<u32, ConfiguredNetwork>,
+    /// The id the next configured network gets (never reused).
+    next_network_id: u32,
+    /// DHCP leases per network, for the source-IPv4 rule.
+    leases: BTreeMap<NetworkKey, BTreeMap<MacAddress, Ipv4Addr>>,
 }
 
 impl SimVmnet {
@@ -260,6 +288,9 @@ impl SimVmnet {
             pending_seq: 0,
             outbox: VecDeque::new(),
             egress_scratch: Vec::new(),
+            configured: BTreeMap::new(),
+            next_network_id: 1,
+            leases: BTreeMap::new(),
         }
     }
 
@@ -297,6 +328,17 @@ impl SimVmnet {
         self.check_desc(desc)?;
         let key = NetworkKey::of(desc);
         let outcome = self.admit(desc).map(|()| self.make_params(desc, &key));
+        Ok(self.begin_start(now_ns, desc, key, outcome))
+    }
+
+    /// Allocates the interface of a start call and schedules its completion.
+    fn begin_start(
+        &mut self,
+        now_ns: u64,
+        desc: &InterfaceDesc,
+        key: NetworkKey,
+        outcome: Result<InterfaceParams, StartError>,
+    ) -> InterfaceHandle {
         let counted = outcome.is_ok();
         let mac = outcome.as_ref().ok().and_then(|p| p.mac);
         let handle = self.allocate(Interface {
@@ -323,7 +365,7 @@ impl SimVmnet {
             now_ns.saturating_add(delay_ns),
             Pending::Start(handle, outcome),
         );
-        Ok(handle)
+        handle
     }
 
     fn check_desc(&self, desc: &InterfaceDesc) -> Result<(), DescError> {
@@ -398,7 +440,9 @@ impl SimVmnet {
         let subnet = match key {
             NetworkKey::Shared => Some(self.knobs.shared_subnet),
             NetworkKey::Host => Some(self.knobs.host_subnet),
-            NetworkKey::HostIsolated(_) | NetworkKey::Bridged(_) => None,
+            NetworkKey::HostIsolated(_) | NetworkKey::Bridged(_) | NetworkKey::Configured(_) => {
+                None
+            }
         };
         let ipv4 = subnet.map(|s| Ipv4Range {
             start_address: s.gateway(),
@@ -481,8 +525,11 @@ impl SimVmnet {
     fn free(&mut self, handle: InterfaceHandle) {
         let slot = &mut self.slots[handle.index as usize];
         assert_eq!(slot.generation, handle.generation, "freeing a stale handle");
-        assert!(slot.iface.take().is_some(), "freeing an empty slot");
+        let iface = slot.iface.take().expect("freeing an empty slot");
         slot.generation = slot.generation.wrapping_add(1);
+        if let NetworkKey::Configured(id) = iface.network {
+            self.release_if_unused(id);
+        }
     }
 
     fn schedule(&mut self, deadline_ns: u64, op: Pending) {
@@ -779,10 +826,66 @@ impl SimVmnet {
             };
             let frames = std::mem::take(&mut iface.tx);
             let key = iface.network.clone();
+            let enforce = self.source_ip_rule(&key) == SourceIpRule::Enforce;
             for frame in &frames {
+                if enforce && !self.source_ip_allowed(&key, frame) {
+                    let iface = self.slots[index].iface.as_mut().expect("still live");
+                    iface.counters.dropped_source_ip_frames += 1;
+                    continue;
+                }
                 self.switch_frame(&key, port, frame);
             }
         }
+    }
+
+    /// The source-IPv4 rule of a network (see [`super::SourceIpRules`]).
+    pub fn source_ip_rule(&self, key: &NetworkKey) -> SourceIpRule {
+        let vmnet_dhcp = match key {
+            NetworkKey::Shared | NetworkKey::Host => true,
+            NetworkKey::HostIsolated(_) | NetworkKey::Bridged(_) => false,
+            NetworkKey::Configured(id) => self
+                .configured
+                .get(id)
+                .is_some_and(|n| n.config.dhcp() && n.config.mode() != OperatingMode::Bridged),
+        };
+        self.knobs.source_ip_rule.for_dhcp(vmnet_dhcp)
+    }
+
+    /// Whether the source-IPv4 rule lets `frame` (written on network `key`) through: not
+    /// IPv4, the unspecified source 0.0.0.0 (DHCP), or the address leased to the frame's
+    /// source MAC.
+    fn source_ip_allowed(&self, key: &NetworkKey, frame: &[u8]) -> bool {
+        match frame_source(frame) {
+            FrameSource::NotIpv4 => true,
+            FrameSource::Ipv4 { ip, .. } if ip.is_unspecified() => true,
+            FrameSource::Ipv4 { mac, ip } => self.lease(key, mac) == Some(ip),
+            FrameSource::MalformedIpv4 => false,
+        }
+    }
+
+    /// Records (`Some`) or forgets (`None`) the DHCP lease of `mac` on network `key`, for the
+    /// source-IPv4 rule. The gateway calls this as it hands out and expires leases; it may
+    /// run before any interface joins. At most [`LEASES_PER_NETWORK_MAX`] leases per network
+    /// are kept; a new one beyond that is ignored.
+    pub fn set_lease(&mut self, key: &NetworkKey, mac: MacAddress, ip: Option<Ipv4Addr>) {
+        match ip {
+            Some(ip) => {
+                let table = self.leases.entry(key.clone()).or_default();
+                if table.len() < LEASES_PER_NETWORK_MAX || table.contains_key(&mac) {
+                    table.insert(mac, ip);
+                }
+            }
+            None => {
+                if let Some(table) = self.leases.get_mut(key) {
+                    table.remove(&mac);
+                }
+            }
+        }
+    }
+
+    /// The address leased to `mac` on network `key`, if any.
+    pub fn lease(&self, key: &NetworkKey, mac: MacAddress) -> Option<Ipv4Addr> {
+        self.leases.get(key)?.get(&mac).copied()
     }
 
     fn switch_frame(&mut self, key: &NetworkKey, ingress: PortId, frame: &[u8]) {

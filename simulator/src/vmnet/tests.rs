@@ -107,3 +107,67 @@ fn interface_id_mac_is_stable_local_unicast() {
     assert!(mac.is_unicast() && mac.is_locally_administered());
     assert_ne!(mac, mac_from_interface_id(Uuid([8; 16])));
 }
+
+#[test]
+fn network_errors_map_to_vmnet_returns() {
+    use crate::netconfig::ConfigError;
+    assert_eq!(
+        NetworkCreateError::SubnetInUse {
+            network: std::net::Ipv4Addr::new(10, 0, 0, 0),
+            prefix_len: 24
+        }
+        .code()
+        .code(),
+        1009
+    );
+    assert_eq!(
+        NetworkCreateError::InvalidConfig(ConfigError::PortForwardOutsideShared).code(),
+        VmnetReturn::InvalidArgument
+    );
+    assert_eq!(
+        NetworkCreateError::TooManyNetworks.code(),
+        VmnetReturn::Failure
+    );
+    assert_eq!(
+        NetworkCreateError::NotAuthorized.code(),
+        VmnetReturn::NotAuthorized
+    );
+    assert_eq!(
+        NetworkFromSerializationError::NoSuchNetwork(3).code(),
+        VmnetReturn::InvalidArgument
+    );
+    assert_eq!(
+        StartError::NoSuchNetwork.code(),
+        VmnetReturn::InvalidArgument
+    );
+}
+
+#[test]
+fn source_ip_rule_defaults_follow_vmnet_dhcp() {
+    let rules = VmnetKnobs::default().source_ip_rule;
+    assert_eq!(rules.for_dhcp(true), SourceIpRule::Enforce);
+    assert_eq!(rules.for_dhcp(false), SourceIpRule::Off);
+    assert_eq!(SourceIpRules::OFF.for_dhcp(true), SourceIpRule::Off);
+    let vmnet = SimVmnet::new(VmnetKnobs::default(), &crate::rng::SimRng::new(0));
+    assert_eq!(
+        vmnet.source_ip_rule(&NetworkKey::Shared),
+        SourceIpRule::Enforce
+    );
+    assert_eq!(
+        vmnet.source_ip_rule(&NetworkKey::Host),
+        SourceIpRule::Enforce
+    );
+    assert_eq!(
+        vmnet.source_ip_rule(&NetworkKey::HostIsolated(Uuid([1; 16]))),
+        SourceIpRule::Off
+    );
+    assert_eq!(
+        vmnet.source_ip_rule(&NetworkKey::Bridged("en0".into())),
+        SourceIpRule::Off
+    );
+    assert_eq!(
+        vmnet.source_ip_rule(&NetworkKey::Configured(9)),
+        SourceIpRule::Off,
+        "no such network: nothing to enforce"
+    );
+}

@@ -237,6 +237,10 @@ pub enum StartError {
     /// Another sharing service holds the subnet: `VMNET_SHARING_SERVICE_BUSY`.
     #[error("sharing service busy (VMNET_SHARING_SERVICE_BUSY)")]
     SharingServiceBusy,
+    /// `vmnet_interface_start_with_network` with a network this vmnet does not have (made by
+    /// another [`super::SimVmnet`]): `VMNET_INVALID_ARGUMENT`, at once (NULL handle).
+    #[error("no such network (VMNET_INVALID_ARGUMENT)")]
+    NoSuchNetwork,
     /// The total interface limit is reached. The code vmnet returns is UNCONFIRMED; it is a
     /// knob ([`super::VmnetKnobs::too_many_interfaces_status`]).
     #[error("interface limit {interfaces_max} reached ({status})")]
@@ -263,7 +267,7 @@ impl StartError {
     /// The `vmnet_return_t` for this failure.
     pub const fn code(&self) -> VmnetReturn {
         match self {
-            Self::InvalidDesc(_) => VmnetReturn::InvalidArgument,
+            Self::InvalidDesc(_) | Self::NoSuchNetwork => VmnetReturn::InvalidArgument,
             Self::NotPrivileged => VmnetReturn::Failure,
             Self::NotAuthorized => VmnetReturn::NotAuthorized,
             Self::SharingServiceBusy => VmnetReturn::SharingServiceBusy,
@@ -414,5 +418,82 @@ impl WriteError {
             Self::PacketTooBig { .. } => VmnetReturn::PacketTooBig,
             Self::BufferExhausted { .. } => VmnetReturn::BufferExhausted,
         }
+    }
+}
+
+/// Networks made with [`super::SimVmnet::network_create`] that can exist at once (a bound of
+/// this model; vmnet's own limit is unknown).
+pub const CONFIGURED_NETWORKS_MAX: usize = 64;
+
+/// Why `vmnet_network_create` failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NetworkCreateError {
+    /// The configuration breaks a rule ([`crate::netconfig::NetConfig::validate`]):
+    /// `VMNET_INVALID_ARGUMENT`.
+    #[error("invalid network configuration: {0}")]
+    InvalidConfig(#[from] crate::netconfig::ConfigError),
+    /// The external interface is not bridgeable (not in
+    /// [`super::VmnetKnobs::bridgeable_interfaces`]): `VMNET_INVALID_ARGUMENT`.
+    #[error("{0:?} is not a bridgeable interface")]
+    UnknownExternalInterface(String),
+    /// Another network already holds an overlapping subnet: `VMNET_SHARING_SERVICE_BUSY`
+    /// (UNCONFIRMED: vmnet.md gives 1009 for "a subnet is taken", not for this call).
+    #[error(
+        "subnet {network}/{prefix_len} overlaps a network in use (VMNET_SHARING_SERVICE_BUSY)"
+    )]
+    SubnetInUse {
+        /// The requested subnet's network address.
+        network: std::net::Ipv4Addr,
+        /// Its prefix length.
+        prefix_len: u8,
+    },
+    /// [`CONFIGURED_NETWORKS_MAX`] networks exist: `VMNET_FAILURE` (a bound of this model).
+    #[error("{CONFIGURED_NETWORKS_MAX} networks exist (VMNET_FAILURE)")]
+    TooManyNetworks,
+    /// The caller is neither root nor entitled: `VMNET_FAILURE` (whether macOS 26 still needs
+    /// either is UNCONFIRMED, vmnet.md §1.7 "Root").
+    #[error("not privileged (VMNET_FAILURE)")]
+    NotPrivileged,
+    /// The caller lacks authorization: `VMNET_NOT_AUTHORIZED`.
+    #[error("not authorized (VMNET_NOT_AUTHORIZED)")]
+    NotAuthorized,
+}
+
+impl NetworkCreateError {
+    /// The `vmnet_return_t` for this failure.
+    pub const fn code(&self) -> VmnetReturn {
+        match self {
+            Self::InvalidConfig(_) | Self::UnknownExternalInterface(_) => {
+                VmnetReturn::InvalidArgument
+            }
+            Self::SubnetInUse { .. } => VmnetReturn::SharingServiceBusy,
+            Self::TooManyNetworks | Self::NotPrivileged => VmnetReturn::Failure,
+            Self::NotAuthorized => VmnetReturn::NotAuthorized,
+        }
+    }
+}
+
+/// Why `vmnet_network_create_with_serialization` failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NetworkFromSerializationError {
+    /// Not a serialization this model made (bad first line): `VMNET_INVALID_ARGUMENT`.
+    #[error("not a vmnet network serialization")]
+    BadHeader,
+    /// The configuration part does not parse or is invalid: `VMNET_INVALID_ARGUMENT`.
+    #[error("bad configuration in serialization: {0}")]
+    BadConfig(#[from] crate::netconfig::DeserializeError),
+    /// The network it names no longer exists (its last reference and interface are gone):
+    /// `VMNET_INVALID_ARGUMENT` (UNCONFIRMED code).
+    #[error("network {0} no longer exists")]
+    NoSuchNetwork(u32),
+    /// The configuration differs from the live network's: `VMNET_INVALID_ARGUMENT`.
+    #[error("serialization does not match network {0}")]
+    ConfigMismatch(u32),
+}
+
+impl NetworkFromSerializationError {
+    /// The `vmnet_return_t` for this failure.
+    pub const fn code(&self) -> VmnetReturn {
+        VmnetReturn::InvalidArgument
     }
 }
