@@ -707,6 +707,7 @@ impl World {
                 drops: vec![("vmnet refused", wc.to_vmnet_refused_frames)],
                 in_flight: a.write_pending_frames(),
             });
+            out.extend(self.vmnet_ledgers(i, a));
             out.push(Ledger {
                 name: format!("node{i} rx: vmnet → wire actor"),
                 entered: wc.from_vmnet_frames,
@@ -752,6 +753,61 @@ impl World {
             });
         }
         out
+    }
+
+    /// The hops inside vmnet for node `i`'s interface, cross-checked against the wire
+    /// actor's own counts: actor → `vmnet_write` → switch → receive buffer → `vmnet_read` →
+    /// actor.
+    fn vmnet_ledgers(&self, i: usize, a: &WireActor) -> Vec<Ledger> {
+        let vmnet = &self.net.vmnet;
+        let Some(v) = vmnet.counters(a.handle) else {
+            return vec![];
+        };
+        let wc = a.counters();
+        let port = vmnet
+            .port(a.handle)
+            .and_then(|p| vmnet.switch(&self.net.key)?.counters(p).ok())
+            .unwrap_or_default();
+        vec![
+            Ledger {
+                name: format!("node{i} tx: wire actor → vmnet_write"),
+                entered: wc.to_vmnet_frames,
+                delivered: v.written_frames,
+                drops: vec![],
+                in_flight: 0,
+            },
+            Ledger {
+                name: format!("node{i} tx: vmnet → switch"),
+                entered: v.written_frames,
+                delivered: port.ingress_frames,
+                drops: vec![
+                    ("source-IP rule", v.dropped_source_ip_frames),
+                    ("interface stopped", v.discarded_tx_on_stop_frames),
+                ],
+                in_flight: 0,
+            },
+            Ledger {
+                name: format!("node{i} rx: switch → vmnet receive buffer"),
+                entered: port.egress_frames,
+                delivered: v.arrived_frames,
+                drops: vec![("receive buffer full", v.dropped_rx_full_frames)],
+                in_flight: 0,
+            },
+            Ledger {
+                name: format!("node{i} rx: vmnet receive buffer → vmnet_read"),
+                entered: v.arrived_frames,
+                delivered: v.read_frames,
+                drops: vec![("interface stopped", v.discarded_rx_on_stop_frames)],
+                in_flight: vmnet.unread_frames(a.handle).unwrap_or(0) as u64,
+            },
+            Ledger {
+                name: format!("node{i} rx: vmnet_read → wire actor"),
+                entered: v.read_frames,
+                delivered: wc.from_vmnet_frames,
+                drops: vec![],
+                in_flight: 0,
+            },
+        ]
     }
 
     /// Runs every checker over the quiesced world.
