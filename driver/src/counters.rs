@@ -16,6 +16,9 @@ pub struct TxCounters {
     pub busy_retries: u64,
     /// Frames dropped: longer than the port's max packet size.
     pub dropped_packet_too_big: u64,
+    /// Frames dropped: shorter than an Ethernet header (14 bytes). Kept from the port, since
+    /// vmnet fails a whole write call that holds one (`VMNET_INVALID_ARGUMENT`).
+    pub dropped_runt: u64,
     /// Frames dropped: the port stayed busy past the retry limit.
     pub dropped_busy: u64,
     /// Frames dropped: the port failed or refused the write.
@@ -30,6 +33,7 @@ impl TxCounters {
     /// Every dropped frame, whatever the reason.
     pub fn dropped_total(&self) -> u64 {
         self.dropped_packet_too_big
+            + self.dropped_runt
             + self.dropped_busy
             + self.dropped_port_error
             + self.dropped_disabled

@@ -391,6 +391,9 @@ impl<P: HardwarePort> VirtualEthernet<P> {
             if data.len() > self.info.max_packet_size_bytes {
                 tx.dropped_packet_too_big += 1;
                 status[i] = IoReturn::Overrun;
+            } else if data.len() < ETHERNET_HEADER_BYTES {
+                tx.dropped_runt += 1;
+                status[i] = IoReturn::BadArgument;
             } else {
                 let _ = frames.push(data);
                 let _ = slot.push(i);

@@ -85,6 +85,23 @@ fn tx_oversize_frame_is_dropped_counted_and_completed_with_an_error() {
 }
 
 #[test]
+fn tx_runt_frame_is_dropped_counted_and_does_not_spoil_its_batch() {
+    let mut r = default_rig();
+    let frames = vec![frame(PEER, 100, 1), frame(PEER, 10, 2), frame(PEER, 100, 3)];
+    r.submit(&frames);
+    r.poll();
+    // vmnet would fail the whole call for one runt; the driver keeps it from the port.
+    assert_eq!(
+        r.nic.port().outbound(),
+        &[frames[0].clone(), frames[2].clone()]
+    );
+    let statuses = r.tx_completions();
+    assert_eq!(statuses, vec![SUCCESS, IoReturn::BadArgument as u32, SUCCESS]);
+    let c = r.nic.counters().tx;
+    assert_eq!((c.dropped_runt, c.dropped_total()), (1, 1));
+}
+
+#[test]
 fn tx_busy_port_is_retried_then_sent() {
     let mut r = default_rig();
     r.nic.port_mut().busy_writes(3);

@@ -371,6 +371,9 @@ fn oversize_and_runt_frames_get_counted_drops() {
         let mut oversize = vec![0xffu8; 1600];
         oversize[12..14].copy_from_slice(&[0x08, 0x00]);
         config.inject_to_nic = vec![(0, runt), (0, oversize)];
+        // And from the OS: a runt and an oversize frame on Tx submission.
+        config.nodes[0].script.insert(1, Step::RawFrame { len_bytes: 9 });
+        config.nodes[0].script.insert(2, Step::RawFrame { len_bytes: 1600 });
         config
     };
     let (det, thr) = run_both(make);
@@ -382,6 +385,11 @@ fn oversize_and_runt_frames_get_counted_drops() {
         // it refuses the oversize frame at its boundary and counts it.
         assert_eq!(o.world.net.actors[0].counters().injected_refused_frames, 1);
         assert_eq!(o.world.net.actors[0].wire.counters().rx_refused_too_big, 1);
+        let tx = o.world.drivers[0].nic.counters().tx;
+        assert_eq!((tx.dropped_runt, tx.dropped_packet_too_big), (1, 1), "{tx:?}");
+        // The OS got both back with an error status.
+        let s = o.world.stacks[0].stack.counters();
+        assert_eq!(s.tx_completed_error, 2, "{s:?}");
     }
 }
 

@@ -322,6 +322,35 @@ impl NdkDevice {
         (tx, rx)
     }
 
+    /// Submits `frame` as it is on Tx submission, bypassing smoltcp: how a test plays an OS
+    /// that hands the driver a malformed frame (a runt, or one over the port's packet size).
+    ///
+    /// # Errors
+    /// [`RawFrameError`]; nothing was submitted (and nothing is held).
+    pub fn submit_raw_frame(&mut self, frame: &[u8]) -> Result<(), RawFrameError> {
+        if !matches!(self.tx.submission.free_space(), Ok(n) if n > 0) {
+            return Err(RawFrameError::QueueFull);
+        }
+        let mut packet = self
+            .tx
+            .pool
+            .allocate(Owner::System)
+            .map_err(|_| RawFrameError::NoPacket)?;
+        self.tx.held += 1;
+        let pool = self.tx.pool.clone();
+        let written = pool
+            .packet_mut(&mut packet)
+            .is_ok_and(|mut v| v.write_frame(0, frame).is_ok());
+        if !written {
+            self.tx.release(packet);
+            return Err(RawFrameError::TooBigForBuffer {
+                len_bytes: frame.len(),
+            });
+        }
+        self.tx.submit(packet, frame.len());
+        Ok(())
+    }
+
     /// A copy of the counters.
     pub fn counters(&self) -> StackCounters {
         let t = self.tx.counters;
@@ -482,6 +511,23 @@ impl TxSide {
             }
         }
     }
+}
+
+/// Why [`NdkDevice::submit_raw_frame`] submitted nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RawFrameError {
+    /// Tx submission is full.
+    #[error("tx submission is full")]
+    QueueFull,
+    /// The pool has no free packet.
+    #[error("no free packet in the pool")]
+    NoPacket,
+    /// The frame does not fit a packet buffer.
+    #[error("a {len_bytes}-byte frame does not fit a packet buffer")]
+    TooBigForBuffer {
+        /// The frame's length.
+        len_bytes: usize,
+    },
 }
 
 impl Device for NdkDevice {

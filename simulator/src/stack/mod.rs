@@ -40,7 +40,7 @@ use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
 
 pub use apps::{AppFailure, AppId, AppKind, AppReport, AppState};
-pub use device::{NdkDevice, StackCounters};
+pub use device::{NdkDevice, RawFrameError, StackCounters};
 
 use crate::rng::SimRng;
 use apps::{App, Detail};
@@ -604,6 +604,18 @@ impl OsStack {
             AppReport::failed(AppKind::Ping, AppFailure::UnknownApp),
             |a| a.report.clone(),
         )
+    }
+
+    /// Submits a raw frame on Tx submission (not through smoltcp) and rings the doorbell: a
+    /// malformed frame from the OS, for fault tests.
+    ///
+    /// # Errors
+    /// [`RawFrameError`]; nothing was submitted.
+    pub fn submit_raw_frame(&mut self, frame: &[u8]) -> Result<(), RawFrameError> {
+        self.device.submit_raw_frame(frame)?;
+        self.doorbell.notify();
+        self.device.note_doorbell();
+        Ok(())
     }
 
     /// A copy of the counters.

@@ -669,6 +669,7 @@ impl World {
                 delivered: dc.tx.frames,
                 drops: vec![
                     ("packet too big", dc.tx.dropped_packet_too_big),
+                    ("runt", dc.tx.dropped_runt),
                     ("port busy", dc.tx.dropped_busy),
                     ("port error", dc.tx.dropped_port_error),
                     ("interface disabled", dc.tx.dropped_disabled),

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::gateway::OUTSIDE_HOST;
-use crate::stack::{AppId, AppReport, AppState, OsStack};
+use crate::stack::{AppId, AppReport, AppState, OsStack, RawFrameError};
 
 /// Where a step sends to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +77,13 @@ pub enum Step {
         /// Echoes needed to pass.
         echoes_min: u16,
         /// Payload size.
+        len_bytes: usize,
+    },
+    /// Submit a raw frame of `len_bytes` straight on Tx submission, past the stack's TCP/IP:
+    /// an OS handing the driver a malformed frame (a runt, or one over the port's packet
+    /// size). Waits while the queue or pool is full.
+    RawFrame {
+        /// The frame's length.
         len_bytes: usize,
     },
     /// Turn Rx-buffer reposting off or on (the "stack stops reposting" fault).
@@ -381,6 +388,23 @@ impl ScriptRunner {
                         true
                     }
                     _ => false,
+                }
+            }
+            Step::RawFrame { len_bytes } => {
+                let mut frame = vec![0x5a_u8; len_bytes];
+                let header = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 0, 0x88, 0xb5];
+                let n = len_bytes.min(header.len());
+                frame[..n].copy_from_slice(&header[..n]);
+                match stack.submit_raw_frame(&frame) {
+                    Ok(()) => {
+                        self.finish(now_ns, None);
+                        true
+                    }
+                    Err(RawFrameError::QueueFull | RawFrameError::NoPacket) => false,
+                    Err(e @ RawFrameError::TooBigForBuffer { .. }) => {
+                        self.fail(e.to_string());
+                        true
+                    }
                 }
             }
             Step::SetReposting(on) => {
