@@ -12,8 +12,11 @@
 //! serialization that round-trips ([`NetConfig::serialize`] / [`NetConfig::deserialize`]). Apple's
 //! serialization is an opaque XPC object; ours is text so tests can read it.
 //!
-//! **Rejected / not modelled:** the network object itself (`vmnet_network_create`), and changing
-//! DHCP reservations of an active network (Apple forbids it; there is no active network here yet).
+//! The network object made from a configuration (`vmnet_network_create`, serialization,
+//! `vmnet_interface_start_with_network`) lives in [`crate::vmnet::SimVmnet::network_create`].
+//!
+//! **Rejected / not modelled:** changing DHCP reservations of an active network (Apple forbids
+//! it; a configuration here is a value, copied into the network when it is created).
 //!
 //! **Rules and where they come from:**
 //! - The first, second and last addresses of the IPv4 subnet are reserved; the second is the

@@ -372,8 +372,12 @@ fn oversize_and_runt_frames_get_counted_drops() {
         oversize[12..14].copy_from_slice(&[0x08, 0x00]);
         config.inject_to_nic = vec![(0, runt), (0, oversize)];
         // And from the OS: a runt and an oversize frame on Tx submission.
-        config.nodes[0].script.insert(1, Step::RawFrame { len_bytes: 9 });
-        config.nodes[0].script.insert(2, Step::RawFrame { len_bytes: 1600 });
+        config.nodes[0]
+            .script
+            .insert(1, Step::RawFrame { len_bytes: 9 });
+        config.nodes[0]
+            .script
+            .insert(2, Step::RawFrame { len_bytes: 1600 });
         config
     };
     let (det, thr) = run_both(make);
@@ -386,7 +390,11 @@ fn oversize_and_runt_frames_get_counted_drops() {
         assert_eq!(o.world.net.actors[0].counters().injected_refused_frames, 1);
         assert_eq!(o.world.net.actors[0].wire.counters().rx_refused_too_big, 1);
         let tx = o.world.drivers[0].nic.counters().tx;
-        assert_eq!((tx.dropped_runt, tx.dropped_packet_too_big), (1, 1), "{tx:?}");
+        assert_eq!(
+            (tx.dropped_runt, tx.dropped_packet_too_big),
+            (1, 1),
+            "{tx:?}"
+        );
         // The OS got both back with an error status.
         let s = o.world.stacks[0].stack.counters();
         assert_eq!(s.tx_completed_error, 2, "{s:?}");
@@ -404,4 +412,27 @@ fn a_seed_reproduces_its_run() {
         b.world.drivers[0].nic.counters()
     );
     let _ = Digest::new();
+}
+
+#[test]
+fn bridged_mode_leases_from_the_lan_router_and_reaches_a_lan_host() {
+    let lan_host = Ipv4Addr::new(192, 168, 1, vnic_sim::gateway::LAN_HOST_OCTET);
+    let (det, thr) = run_both(|| {
+        WorldConfig::new(
+            13,
+            OperatingMode::Bridged,
+            1,
+            &lease_ping_send(Target::Addr(lan_host), MIB),
+        )
+    });
+    for o in [&det, &thr] {
+        assert_streams_intact(o, 1);
+        let ip = leased(o, 0);
+        assert_eq!(ip.octets()[..3], [192, 168, 1], "a LAN lease: {ip}");
+        assert_eq!(
+            o.world.net.gateway.counters().nat_translated_out,
+            0,
+            "no vmnet NAT when bridged"
+        );
+    }
 }
