@@ -392,7 +392,9 @@ impl ScriptRunner {
             }
             Step::RawFrame { len_bytes } => {
                 let mut frame = vec![0x5a_u8; len_bytes];
-                let header = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 0, 0x88, 0xb5];
+                let header = [
+                    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 0, 0x88, 0xb5,
+                ];
                 let n = len_bytes.min(header.len());
                 frame[..n].copy_from_slice(&header[..n]);
                 match stack.submit_raw_frame(&frame) {
