@@ -40,5 +40,6 @@ pub mod port;
 pub mod rng;
 pub mod stack;
 pub mod switch;
+mod sync;
 pub mod vmnet;
 pub mod world;

@@ -7,11 +7,11 @@
 //! address and readiness on a lock-free [`Board`] so scripts can name each other.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::gateway::OUTSIDE_HOST;
 use crate::stack::{AppId, AppReport, AppState, OsStack, RawFrameError};
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// Where a step sends to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,8 +121,10 @@ pub struct ScriptError {
     pub reason: String,
 }
 
-/// What nodes publish for each other: a leased address (0 = none) and a ready flag per node.
-/// Lock-free, shared between threads.
+/// What nodes publish for each other: a leased address (0 = none), a ready flag, a done flag
+/// and progress counts per node. Lock-free, shared between threads: each value is published
+/// with `Release` and read with `Acquire`, so a reader that sees a node ready also sees the
+/// address it published before (checked under loom in `simulator/tests/loom_board.rs`).
 #[derive(Debug)]
 pub struct Board {
     addresses: Vec<AtomicU32>,
@@ -152,7 +154,8 @@ impl Board {
         }
     }
 
-    fn publish_address(&self, i: usize, a: Ipv4Addr) {
+    /// Publishes node `i`'s address.
+    pub fn publish_address(&self, i: usize, a: Ipv4Addr) {
         self.addresses[i].store(u32::from(a), Ordering::Release);
     }
 
@@ -190,7 +193,13 @@ impl Board {
         self.done.len()
     }
 
-    fn set_done(&self, i: usize) {
+    /// Marks node `i` ready (its sink listens).
+    pub fn set_ready(&self, i: usize) {
+        self.ready[i].store(true, Ordering::Release);
+    }
+
+    /// Marks node `i`'s script finished.
+    pub fn set_done(&self, i: usize) {
         self.done[i].store(true, Ordering::Release);
     }
 }
@@ -368,7 +377,7 @@ impl ScriptRunner {
             Step::TcpSink { port } => {
                 let id = stack.tcp_sink(port);
                 self.sinks.push((port, id));
-                board.ready[self.node].store(true, Ordering::Release);
+                board.set_ready(self.node);
                 self.finish(now_ns, None);
                 true
             }
