@@ -436,3 +436,34 @@ fn bridged_mode_leases_from_the_lan_router_and_reaches_a_lan_host() {
         );
     }
 }
+
+#[test]
+fn an_interface_id_gives_the_same_mac_in_every_run_and_mode() {
+    let id = node_interface_id(99, 0);
+    let make = |seed: u64| {
+        let mut config = WorldConfig::new(
+            seed,
+            OperatingMode::Shared,
+            1,
+            &lease_ping_send(Target::Gateway, 0),
+        );
+        config.nodes[0].interface_id = id;
+        config.nodes[0].script.truncate(2);
+        config
+    };
+    let (det, thr) = run_both(|| make(1));
+    let other_seed =
+        vnic_sim::world::seeds::run_world(make(2), vnic_sim::world::seeds::Mode::Deterministic)
+            .unwrap_or_else(|f| panic!("{f}"));
+    let mac = mac_from_interface_id(id);
+    for o in [&det, &thr, &other_seed] {
+        assert_eq!(
+            o.world.drivers[0].nic.mac(),
+            mac,
+            "vmnet's MAC for this interface id"
+        );
+        assert_eq!(o.world.net.gateway.leases().first().map(|l| l.0), Some(mac));
+    }
+    // A different id, a different MAC.
+    assert_ne!(mac_from_interface_id(node_interface_id(99, 1)), mac);
+}
