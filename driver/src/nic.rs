@@ -26,6 +26,21 @@ pub const EVENTS_PER_POLL_MAX: usize = 16;
 
 type Batch = heapless::Vec<Packet, BATCH_FRAMES_MAX>;
 
+/// What became of one Tx packet in a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TxFate {
+    /// Written to the port (or, until the write is done, valid and waiting for it).
+    Sent,
+    /// Not from the Tx pool (impossible from our own queue).
+    Foreign,
+    /// Longer than the port's max packet size.
+    TooBig,
+    /// Shorter than an Ethernet header.
+    Runt,
+    /// The port refused its write: completes with this status (already counted).
+    Failed(IoReturn),
+}
+
 /// The driver halves of the four NDK queues.
 #[derive(Debug)]
 pub struct DriverQueues {
@@ -42,7 +57,8 @@ pub struct DriverQueues {
 /// How the NIC behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NicConfig {
-    /// How many times a busy write is retried before its frames are dropped.
+    /// How many times a busy write is retried (once per pass; the packets wait in the
+    /// driver meanwhile) before its frames are dropped.
     pub tx_busy_retries_max: u32,
     /// The media reported with link status (and for `Auto`).
     pub media: MediaType,
@@ -115,12 +131,18 @@ pub struct PollOutcome {
     pub rx_read: u32,
     /// Port events handled.
     pub events: u32,
+    /// Tx packets the driver holds after the pass to retry a busy port next pass (0 when
+    /// Tx completion had no room, so the pass could not retry them: the OS must collect
+    /// completions first).
+    pub tx_held: u32,
 }
 
 impl PollOutcome {
-    /// Whether the pass did nothing.
+    /// Whether the pass did nothing and left nothing to retry (a pass that holds Tx
+    /// packets for a busy port is not idle: the next pass retries them, so a caller must
+    /// not sleep on the waker, which a busy port does not ring).
     pub fn is_idle(&self) -> bool {
-        self.tx_completed == 0 && self.rx_read == 0 && self.events == 0
+        self.tx_completed == 0 && self.rx_read == 0 && self.events == 0 && self.tx_held == 0
     }
 }
 
@@ -162,6 +184,10 @@ pub struct VirtualEthernet<P: HardwarePort> {
     rx_pool: PacketBufferPool,
     queues: DriverQueues,
     rx_spare: Batch,
+    /// Tx packets taken from Tx submission that the port refused as busy, oldest first.
+    tx_held: Batch,
+    /// Consecutive busy refusals of the first held write (across passes).
+    tx_busy: u32,
     enabled: bool,
     port_stopped: bool,
     filter: RxFilter,
@@ -218,6 +244,8 @@ impl<P: HardwarePort> VirtualEthernet<P> {
             config,
             queues,
             rx_spare: Batch::new(),
+            tx_held: Batch::new(),
+            tx_busy: 0,
             enabled: false,
             port_stopped: false,
             filter: RxFilter::default(),
@@ -265,6 +293,12 @@ impl<P: HardwarePort> VirtualEthernet<P> {
     /// Rx buffers the driver holds, taken from Rx submission and not yet filled.
     pub fn rx_buffers_held(&self) -> usize {
         self.rx_spare.len()
+    }
+
+    /// Tx packets the driver holds for a retry because the port was busy (taken from Tx
+    /// submission, not yet written or completed).
+    pub fn tx_packets_held(&self) -> usize {
+        self.tx_held.len()
     }
 
     /// Checks an MTU against the port: `mtu_bytes + 14 <= max_packet_size_bytes`.
@@ -329,7 +363,7 @@ impl<P: HardwarePort> VirtualEthernet<P> {
                 PortEvent::PacketsAvailable { .. } => {}
             }
         }
-        outcome.tx_completed = self.tx_pass()?;
+        (outcome.tx_completed, outcome.tx_held) = self.tx_pass()?;
         let (read, delivered) = if self.port_stopped {
             (0, 0)
         } else {
@@ -340,27 +374,56 @@ impl<P: HardwarePort> VirtualEthernet<P> {
         Ok(outcome)
     }
 
-    /// Moves one Tx batch; returns the packets completed.
-    fn tx_pass(&mut self) -> Result<u32, PollError> {
+    /// Moves one Tx batch; returns (packets completed, packets held to retry a busy port).
+    ///
+    /// Packets the port refused as busy stay with the driver
+    /// ([`VirtualEthernet::tx_packets_held`]) and go first in the next pass, in order; the
+    /// consecutive busy refusals are counted across passes and, past
+    /// [`NicConfig::tx_busy_retries_max`], the write's frames are dropped (`dropped_busy`)
+    /// and completed with `kIOReturnBusy`.
+    fn tx_pass(&mut self) -> Result<(u32, u32), PollError> {
         let limit = BATCH_FRAMES_MAX.min(self.info.max_packets_per_call) as u32;
-        let room = self.queues.tx_completion.free_space()?.min(limit);
+        // Every packet completed this pass needs a completion slot: held and new together.
+        let room = self.queues.tx_completion.free_space()?.min(limit) as usize;
         if room == 0 {
-            return Ok(0);
+            return Ok((0, 0));
         }
-        let mut packets = Batch::new();
-        let n = self
-            .queues
-            .tx_submission
-            .dequeue_packets(&mut packets, room)? as usize;
-        if n == 0 {
-            return Ok(0);
+        let mut packets = core::mem::take(&mut self.tx_held);
+        if packets.len() < room {
+            let want = (room - packets.len()) as u32;
+            self.queues
+                .tx_submission
+                .dequeue_packets(&mut packets, want)?;
         }
-        let mut status = [IoReturn::Success; BATCH_FRAMES_MAX];
-        self.send(&packets, &mut status);
-        for (i, packet) in packets.iter_mut().enumerate() {
+        if packets.is_empty() {
+            return Ok((0, 0));
+        }
+        let k = packets.len().min(room);
+        let mut fates: heapless::Vec<TxFate, BATCH_FRAMES_MAX> = heapless::Vec::new();
+        let done = self.send(&packets[..k], &mut fates);
+        let tx = &mut self.counters.tx;
+        for (packet, fate) in packets[..done].iter_mut().zip(&fates) {
+            let status = match *fate {
+                TxFate::Sent => IoReturn::Success,
+                TxFate::Foreign => IoReturn::BadArgument,
+                TxFate::TooBig => {
+                    tx.dropped_packet_too_big += 1;
+                    IoReturn::Overrun
+                }
+                TxFate::Runt => {
+                    tx.dropped_runt += 1;
+                    IoReturn::BadArgument
+                }
+                TxFate::Failed(code) => code,
+            };
             if let Ok(mut view) = self.tx_pool.packet_mut(packet) {
-                view.set_completion_status(status[i]);
+                view.set_completion_status(status);
             }
+        }
+        // The rest (not yet written: the port is busy) stay for the next pass, in order.
+        for packet in packets.drain(done..) {
+            // Cannot fail: `tx_held` was emptied above and has the batch's capacity.
+            let _ = self.tx_held.push(packet);
         }
         self.queues.tx_completion.enqueue_packets(&mut packets);
         for lost in packets {
@@ -368,41 +431,47 @@ impl<P: HardwarePort> VirtualEthernet<P> {
             self.counters.tx.completions_lost += 1;
             let _ = self.tx_pool.deallocate(lost);
         }
-        Ok(n as u32)
+        Ok((done as u32, self.tx_held.len() as u32))
     }
 
-    /// Writes the frames of `packets` to the port, setting each one's completion status.
-    fn send(&mut self, packets: &Batch, status: &mut [IoReturn; BATCH_FRAMES_MAX]) {
-        // Views keep their packet's position (a foreign packet, impossible from our own
-        // queue, is `None` and completes with `kIOReturnBadArgument`).
-        let views: heapless::Vec<Option<PacketView<'_>>, BATCH_FRAMES_MAX> = packets
-            .iter()
-            .map(|p| self.tx_pool.packet(p).ok())
-            .collect();
-        let mut frames: heapless::Vec<&[u8], BATCH_FRAMES_MAX> = heapless::Vec::new();
-        let mut slot: heapless::Vec<usize, BATCH_FRAMES_MAX> = heapless::Vec::new();
-        let tx = &mut self.counters.tx;
-        for (i, view) in views.iter().enumerate() {
-            let Some(view) = view else {
-                status[i] = IoReturn::BadArgument;
-                continue;
+    /// Writes the frames of `packets` to the port and records each packet's fate in
+    /// `fates` (index for index). Returns how many packets, from the front, are done (sent
+    /// or failed); the others were not written because the port is busy and within the
+    /// retry limit. Drops are counted here only for port refusals; the caller counts the
+    /// validation drops of the done packets (a held packet is checked again next pass).
+    fn send(
+        &mut self,
+        packets: &[Packet],
+        fates: &mut heapless::Vec<TxFate, BATCH_FRAMES_MAX>,
+    ) -> usize {
+        let mut views: heapless::Vec<PacketView<'_>, BATCH_FRAMES_MAX> = heapless::Vec::new();
+        let mut slot: heapless::Vec<u16, BATCH_FRAMES_MAX> = heapless::Vec::new();
+        for (i, packet) in packets.iter().enumerate() {
+            // A foreign packet, impossible from our own queue, completes with
+            // `kIOReturnBadArgument`.
+            let fate = match self.tx_pool.packet(packet) {
+                Err(_) => TxFate::Foreign,
+                Ok(view) => {
+                    let data = view.data();
+                    if data.len() > self.info.max_packet_size_bytes {
+                        TxFate::TooBig
+                    } else if data.len() < ETHERNET_HEADER_BYTES {
+                        TxFate::Runt
+                    } else {
+                        // Cannot fail: `packets.len() <= BATCH_FRAMES_MAX`.
+                        let _ = views.push(view);
+                        let _ = slot.push(i as u16);
+                        TxFate::Sent
+                    }
+                }
             };
-            let data = view.data();
-            if data.len() > self.info.max_packet_size_bytes {
-                tx.dropped_packet_too_big += 1;
-                status[i] = IoReturn::Overrun;
-            } else if data.len() < ETHERNET_HEADER_BYTES {
-                tx.dropped_runt += 1;
-                status[i] = IoReturn::BadArgument;
-            } else {
-                let _ = frames.push(data);
-                let _ = slot.push(i);
-            }
+            let _ = fates.push(fate);
         }
+        let frames: heapless::Vec<&[u8], BATCH_FRAMES_MAX> =
+            views.iter().map(PacketView::data).collect();
+        let tx = &mut self.counters.tx;
         let mut pos = 0;
-        let mut busy = 0u32;
-        // Bounded: each turn advances `pos` or counts a busy refusal, and busy refusals past
-        // the retry limit advance `pos`.
+        // Bounded: each turn advances `pos` or ends the pass on a busy refusal.
         while pos < frames.len() {
             let mut end = pos;
             let mut bytes = 0;
@@ -418,10 +487,11 @@ impl<P: HardwarePort> VirtualEthernet<P> {
             let (done, fail) = match result {
                 Ok(k) if k > 0 => (k.min(end - pos), None),
                 Ok(_) | Err(WriteError::Busy) => {
-                    if busy < self.config.tx_busy_retries_max {
-                        busy += 1;
+                    if self.tx_busy < self.config.tx_busy_retries_max {
+                        // Retried next pass: this frame and every packet after it wait.
+                        self.tx_busy += 1;
                         tx.busy_retries += 1;
-                        continue;
+                        return usize::from(slot[pos]);
                     }
                     tx.dropped_busy += (end - pos) as u64;
                     (end - pos, Some(IoReturn::Busy))
@@ -435,17 +505,21 @@ impl<P: HardwarePort> VirtualEthernet<P> {
                     (end - pos, Some(IoReturn::IoError))
                 }
             };
-            busy = 0;
-            for j in pos..pos + done {
-                if let Some(code) = fail {
-                    status[slot[j]] = code;
-                } else {
-                    tx.frames += 1;
-                    tx.bytes += frames[j].len() as u64;
+            self.tx_busy = 0;
+            if let Some(code) = fail {
+                for &i in &slot[pos..pos + done] {
+                    fates[usize::from(i)] = TxFate::Failed(code);
                 }
+            } else {
+                tx.frames += done as u64;
+                tx.bytes += frames[pos..pos + done]
+                    .iter()
+                    .map(|f| f.len() as u64)
+                    .sum::<u64>();
             }
             pos += done;
         }
+        packets.len()
     }
 
     /// Moves one Rx batch; returns (frames read, frames delivered).
@@ -490,6 +564,8 @@ impl<P: HardwarePort> VirtualEthernet<P> {
                 }
             };
             let rx = &mut self.counters.rx;
+            // Summed here and added once: no store-to-load chain through the counters.
+            let (mut frames, mut bytes) = (0u64, 0u64);
             for (i, view) in views.iter_mut().enumerate().take(n) {
                 let Some(view) = view else {
                     continue;
@@ -515,9 +591,11 @@ impl<P: HardwarePort> VirtualEthernet<P> {
                 }
                 view.set_link_header_length(ETHERNET_HEADER_BYTES as u8);
                 keep[i] = true;
-                rx.frames += 1;
-                rx.bytes += len as u64;
+                frames += 1;
+                bytes += len as u64;
             }
+            rx.frames += frames;
+            rx.bytes += bytes;
             n
         };
         if n == 0 {
@@ -546,6 +624,12 @@ impl<P: HardwarePort> VirtualEthernet<P> {
     /// Returns every waiting Tx packet (unsent, counted as `dropped_disabled`) and every Rx
     /// buffer to the pool (interface disable). Bounded by the queues' capacities.
     fn drain(&mut self) {
+        // Held packets (the port was busy) are unsent too.
+        self.tx_busy = 0;
+        self.counters.tx.dropped_disabled += self.tx_held.len() as u64;
+        for packet in core::mem::take(&mut self.tx_held) {
+            let _ = self.tx_pool.deallocate(packet);
+        }
         let tx_rounds = self.queues.tx_submission.capacity() as usize / BATCH_FRAMES_MAX + 2;
         for _ in 0..tx_rounds {
             let mut packets = Batch::new();
@@ -736,5 +820,10 @@ mod tests {
             ..PollOutcome::default()
         };
         assert!(!busy.is_idle());
+        let held = PollOutcome {
+            tx_held: 3,
+            ..PollOutcome::default()
+        };
+        assert!(!held.is_idle());
     }
 }

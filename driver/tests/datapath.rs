@@ -96,7 +96,10 @@ fn tx_runt_frame_is_dropped_counted_and_does_not_spoil_its_batch() {
         &[frames[0].clone(), frames[2].clone()]
     );
     let statuses = r.tx_completions();
-    assert_eq!(statuses, vec![SUCCESS, IoReturn::BadArgument as u32, SUCCESS]);
+    assert_eq!(
+        statuses,
+        vec![SUCCESS, IoReturn::BadArgument as u32, SUCCESS]
+    );
     let c = r.nic.counters().tx;
     assert_eq!((c.dropped_runt, c.dropped_total()), (1, 1));
 }
@@ -107,7 +110,17 @@ fn tx_busy_port_is_retried_then_sent() {
     r.nic.port_mut().busy_writes(3);
     let frames: Vec<_> = (0..5).map(|i| frame(PEER, 64, i)).collect();
     r.submit(&frames);
-    r.poll();
+    // One retry per pass: the packets wait in the driver (a pass holding them is not idle).
+    for retry in 1..=3u64 {
+        let out = r.poll();
+        assert_eq!((out.tx_completed, out.tx_held), (0, 5), "pass {retry}");
+        assert!(!out.is_idle());
+        assert_eq!(r.nic.tx_packets_held(), 5);
+        assert_eq!(r.nic.counters().tx.busy_retries, retry);
+    }
+    let out = r.poll();
+    assert_eq!((out.tx_completed, out.tx_held), (5, 0));
+    assert_eq!(r.nic.tx_packets_held(), 0);
     assert_eq!(r.nic.port().outbound(), &frames[..]);
     assert_eq!(r.tx_completions(), vec![SUCCESS; 5]);
     let c = r.nic.counters().tx;
@@ -124,11 +137,61 @@ fn tx_busy_past_the_retry_limit_drops_and_counts() {
     r.nic.port_mut().busy_writes(3);
     let frames: Vec<_> = (0..5).map(|i| frame(PEER, 64, i)).collect();
     r.submit(&frames);
-    r.poll();
+    // Two passes retry; the third busy refusal is past the limit.
+    assert_eq!(r.poll().tx_completed, 0);
+    assert_eq!(r.poll().tx_completed, 0);
+    let out = r.poll();
+    assert_eq!((out.tx_completed, out.tx_held), (5, 0));
     assert!(r.nic.port().outbound().is_empty());
     assert_eq!(r.tx_completions(), vec![IoReturn::Busy as u32; 5]);
     let c = r.nic.counters().tx;
     assert_eq!((c.busy_retries, c.dropped_busy, c.frames), (2, 5, 0));
+}
+
+#[test]
+fn tx_held_packets_go_first_in_order_and_are_counted_once() {
+    let mut r = default_rig();
+    r.nic.port_mut().busy_writes(1);
+    let first = vec![frame(PEER, 64, 0), frame(PEER, 10, 1), frame(PEER, 64, 2)];
+    r.submit(&first);
+    let out = r.poll();
+    assert_eq!((out.tx_completed, out.tx_held), (0, 3));
+    // The runt behind the busy write is not counted yet: it is counted when it completes.
+    assert_eq!(r.nic.counters().tx.dropped_runt, 0);
+    let later = frame(PEER, 64, 3);
+    r.submit(std::slice::from_ref(&later));
+    let out = r.poll();
+    assert_eq!((out.tx_completed, out.tx_held), (4, 0));
+    assert_eq!(
+        r.nic.port().outbound(),
+        &[first[0].clone(), first[2].clone(), later]
+    );
+    assert_eq!(
+        r.tx_completions(),
+        vec![SUCCESS, IoReturn::BadArgument as u32, SUCCESS, SUCCESS]
+    );
+    let c = r.nic.counters().tx;
+    assert_eq!((c.frames, c.dropped_runt, c.busy_retries), (3, 1, 1));
+    assert_eq!(c.frames + c.dropped_total(), 4);
+}
+
+#[test]
+fn disable_returns_held_tx_packets_counted() {
+    let mut r = default_rig();
+    r.nic.port_mut().busy_writes(100);
+    r.submit(&[frame(PEER, 64, 0), frame(PEER, 64, 1), frame(PEER, 64, 2)]);
+    assert_eq!(r.poll().tx_held, 3);
+    r.submit(&[frame(PEER, 64, 3)]);
+    r.service.set_interface_enable(&mut r.nic, false).unwrap();
+    assert_eq!(r.nic.tx_packets_held(), 0);
+    assert!(r.tx_completions().is_empty());
+    // Three held plus one still in Tx submission.
+    assert_eq!(r.nic.counters().tx.dropped_disabled, 4);
+    assert!(
+        r.pool.leak_report().is_clean(),
+        "{:?}",
+        r.pool.leak_report()
+    );
 }
 
 #[test]

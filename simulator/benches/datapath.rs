@@ -15,8 +15,8 @@
 //!
 //! Copies per frame, and so the memcpy baseline's copies per frame:
 //! - Tx, 3 copies: the OS writes the frame into the NIC pool packet; `SimPort::write_frames`
-//!   copies it into the Tx slab; `WireEnd::pop_tx` copies it out to the actor's buffer.
-//! - Rx, 2 copies: `WireEnd::push_rx` copies the frame into the Rx slab;
+//!   copies it into the Tx ring; `WireEnd::pop_tx` copies it out to the actor's buffer.
+//! - Rx, 2 copies: `WireEnd::push_rx` copies the frame into the Rx ring;
 //!   `SimPort::read_frames` copies it into the NIC's Rx buffer (the OS only frees it).
 //!
 //! - Port only (`SimPort` + `WireEnd` on one thread, no driver): 2 copies either way.
@@ -161,9 +161,9 @@ fn rig() -> Rig {
         rx_submission: rxs,
         rx_completion: rxc,
     };
-    // A sink that falls behind makes the port say Busy; with the default 8 immediate retries
-    // the driver drops most 64-byte frames (measured: >90 %), which would count drops as
-    // throughput. Retrying (almost) without limit turns Busy into backpressure instead.
+    // A sink that falls behind makes the port say Busy; with the default 8 retries (when
+    // they were immediate, within one pass) the driver dropped most 64-byte frames
+    // (measured: >90 %), which would count drops as throughput. Retrying (almost) without limit turns Busy into backpressure instead.
     let config = NicConfig {
         tx_busy_retries_max: 1 << 20,
         ..NicConfig::default()
@@ -440,6 +440,9 @@ type Runner = fn(Dir, usize, u64) -> Outcome;
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    // `-- --case 'Tx 64B inline'`: run only the cases whose name contains that text (for
+    // profiling one case); every case by default.
+    let filter: Option<String> = std::env::args().skip_while(|a| a != "--case").nth(1);
     let scale = if quick { 10 } else { 1 };
     println!(
         "datapath: VirtualEthernet<SimPort>; '3 thr' = OS side, driver, wire on their own \
@@ -472,6 +475,10 @@ fn main() {
             ("port only", run_port_only),
         ];
         for (mode, run) in runs {
+            let name = format!("{dir:?} {size}B {mode}");
+            if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
+                continue;
+            }
             // The OS side's write is the third Tx copy; the port-only run has no OS side.
             let copies = match (dir, mode) {
                 (Dir::Tx, "port only") | (Dir::Rx, _) => 2,
@@ -487,7 +494,7 @@ fn main() {
             let gbps = outcome.frames as f64 * size as f64 / outcome.secs / 1e9;
             println!(
                 "{:<20} {:>9} {:>7.3} {:>7.2} {:>6.2} | {:>6} {:>8.2} {:>8.2} | {:>6.3} {:>7}",
-                format!("{dir:?} {size}B {mode}"),
+                name,
                 outcome.frames,
                 outcome.secs,
                 mpps,

@@ -3,7 +3,7 @@
 //! Run with `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release -p vnic-sim
 //! --target-dir target/loom --test loom_wire`.
 //!
-//! Capacities are tiny (rings of 2, so slabs of 6 packets) because loom explores every
+//! Capacities are tiny (rings of 2 frames, records of 4 blocks) because loom explores every
 //! interleaving. The doorbell is made of loom atomics ([`LoomBell`]) because `FakeNotifier`'s
 //! std condvar is invisible to loom: a sleeper waits by yielding until the count moves or the
 //! peer says it will ring no more; a wait that ends the second way is a lost wakeup.
@@ -38,8 +38,8 @@ fn model<F: Fn() + Sync + Send + 'static>(name: &str, f: F) {
     let f = Arc::new(f);
     loom::model(move || {
         counter.fetch_add(1, StdOrdering::Relaxed);
-        // A wire (four pool caches and their rings) is too big for the model thread's small
-        // coroutine stack, so the body runs on a thread with a larger one.
+        // A wire (its rings of loom cells) is too big for the model thread's small coroutine
+        // stack, so the body runs on a thread with a larger one.
         let f = Arc::clone(&f);
         spawn(move || f()).join().unwrap();
     });

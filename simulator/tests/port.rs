@@ -507,3 +507,48 @@ fn virtual_ethernet_loopback_through_the_wire() {
     assert_eq!(nic.counters().tx.frames, total as u64);
     assert_eq!(nic.counters().rx.frames, total as u64);
 }
+
+/// The rings carry bytes in fixed records per frame: a ring holds exactly its frame count
+/// whatever the sizes (header-only to the port's largest, jumbo included), frame counts
+/// stay exact, and bytes survive several trips round both rings' wrap.
+#[test]
+fn rings_hold_their_frame_count_at_every_size_across_wraps() {
+    for max_packet_size_bytes in [1514usize, 9014] {
+        let mut info = PortInfo::vmnet_documented(MAC);
+        info.max_packet_size_bytes = max_packet_size_bytes;
+        info.max_packets_per_call = 1;
+        info.max_bytes_per_call = max_packet_size_bytes;
+        let (mut port, mut end) = started(info, config(4, 4, 2), PortFaults::NONE);
+        let sizes = [14, 15, 31, 32, 33, 64, 1514, max_packet_size_bytes];
+        let mut out = Vec::new();
+        for round in 0..3u8 {
+            for (k, chunk) in sizes.chunks(4).enumerate() {
+                let tag = round.wrapping_mul(16).wrapping_add(k as u8);
+                let frames: Vec<_> = chunk.iter().map(|&l| frame(l, tag)).collect();
+                for (i, f) in frames.iter().enumerate() {
+                    assert_eq!(port.write_frames(&[f]), Ok(1));
+                    assert_eq!(end.tx_queued(), i + 1);
+                    end.push_rx(f).unwrap();
+                    assert_eq!((port.rx_queued(), end.rx_free()), (i + 1, 3 - i));
+                }
+                // Full at four frames, whatever their sizes.
+                assert_eq!(port.write_frames(&[&frames[0]]), Err(WriteError::Busy));
+                assert_eq!(end.push_rx(&frames[0]), Err(RxFull::Full));
+                for f in &frames {
+                    assert_eq!(end.peek_tx_len(), Some(f.len()));
+                    assert!(end.pop_tx(&mut out));
+                    assert_eq!(&out, f);
+                    assert_eq!(
+                        read_one(&mut port, max_packet_size_bytes).unwrap().as_ref(),
+                        Some(f)
+                    );
+                }
+                assert_eq!((end.tx_queued(), port.rx_queued()), (0, 0));
+            }
+        }
+        let (p, w) = (port.counters(), end.counters());
+        assert_eq!(p.frames_accepted, w.tx_frames_popped);
+        assert_eq!(w.rx_frames_pushed, p.frames_read);
+        assert_eq!(p.frames_accepted, 3 * sizes.len() as u64);
+    }
+}

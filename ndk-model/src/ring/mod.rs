@@ -48,6 +48,11 @@ pub unsafe trait RingElement: Copy + Default + Send + Sync + 'static {}
 unsafe impl RingElement for u32 {}
 // SAFETY: as above.
 unsafe impl RingElement for u64 {}
+/// A 32-byte block of plain bytes: rings of these carry bytes in place (a record of blocks
+/// per frame, written into reserved slots and read from peeked ones, `as_flattened` giving
+/// the byte view), so a byte hand-off needs no per-frame pool ownership steps.
+// SAFETY: every bit pattern is a valid `[u8; 32]`; an array of bytes has no padding.
+unsafe impl RingElement for [u8; 32] {}
 
 /// A 16-byte packet descriptor, the richer slot format (AF_XDP `xdp_desc`-like) that the
 /// benchmark moves next to plain `u32` indices.
@@ -259,7 +264,9 @@ impl<T: RingElement> Ring<T> {
     /// [`RingError::BadCapacity`], or [`RingError::Region`] if memory is short.
     pub fn new(config: RingConfig) -> Result<Arc<Self>, RingError> {
         check_capacity(config.capacity)?;
-        let region = Arc::new(Region::heap(ring_layout_bytes::<T>(config.capacity))?);
+        // Sized by `Slot<T>`: the same as `T` outside loom (`repr(transparent)`), larger
+        // under loom, whose cells carry tracking state.
+        let region = Arc::new(Region::heap(ring_layout_bytes::<Slot<T>>(config.capacity))?);
         Self::create_in(region, 0, config)
     }
 

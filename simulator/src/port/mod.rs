@@ -1,13 +1,17 @@
 //! The simulated hardware port: [`SimPort`] (the NIC's [`HardwarePort`]) and [`WireEnd`] (the
-//! network actor's side), joined by a lock-free hand-off made of ndk-model's pool and ring.
+//! network actor's side), joined by a lock-free hand-off made of ndk-model's SPSC ring.
 //!
 //! ```text
 //!  VirtualEthernet<SimPort>                      network actor (SimVmnet)
-//!   write_frames ─► Tx slab + Ring<u32> ─► WireEnd::pop_tx / with_tx   (doorbell)
-//!   read_frames  ◄─ Rx slab + Ring<u32> ◄─ WireEnd::push_rx            (readiness)
-//!   poll_event   ◄─ event Ring<u32>     ◄─ WireEnd::set_link / push_event
-//!   start / stop ─► started flag        ─► WireEnd::is_started
+//!   write_frames ─► Tx Ring<[u8; 32]> (bytes) ─► WireEnd::pop_tx / with_tx   (doorbell)
+//!   read_frames  ◄─ Rx Ring<[u8; 32]> (bytes) ◄─ WireEnd::push_rx            (readiness)
+//!   poll_event   ◄─ event Ring<u32>           ◄─ WireEnd::set_link / push_event
+//!   start / stop ─► started flag              ─► WireEnd::is_started
 //! ```
+//!
+//! Each frame ring carries the frames' bytes in place, one fixed-size record per frame
+//! (`channel.rs`), so the per-frame cost is the two copies and the per-batch cost one
+//! `Release` publish and one `Acquire` read of the peer's index; no pool ownership steps.
 //!
 //! Both halves are `Send`: the actor may run on another thread (threaded mode) or in the
 //! same thread under a deterministic scheduler. Nothing here locks on the datapath; the only
@@ -43,7 +47,6 @@ mod sync;
 use std::sync::Arc;
 
 use ndk_model::notify::Notifier;
-use ndk_model::pool::PoolCreateError;
 use ndk_model::ring::{Consumer, Producer, PushError, Ring, RingConfig, RingError};
 use vnic_driver::port::{
     HardwarePort, PortEvent, PortInfo, ReadError, StartError, WriteError, ETHERNET_HEADER_BYTES,
@@ -56,7 +59,10 @@ use channel::{frame_channel, ChannelError, FrameReceiver, FrameSender};
 use sync::{AtomicBool, Mutex, Ordering};
 
 /// Ring capacities of a wire, in frames (events for `events_max`). Each must be a power of
-/// two; `tx_frames_max` must also hold one full write (`max_packets_per_call`).
+/// two; `tx_frames_max` must also hold one full write (`max_packets_per_call`). A frame ring
+/// holds one record of 32-byte blocks per frame (the next power of two above the frame size
+/// plus one block), so a ring of `frames × record` blocks must fit ndk-model's largest ring
+/// (2²⁴ blocks: 262 144 frames of 1514 bytes, 32 768 of 9014), else [`WireError::Ring`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WireConfig {
     /// Tx ring capacity: frames the driver may have written that the actor has not popped.
@@ -101,10 +107,8 @@ pub enum WireError {
     /// header, or a byte limit below one packet.
     #[error("the port parameters are unusable")]
     BadPortInfo,
-    /// A frame slab could not be created.
-    #[error(transparent)]
-    Pool(PoolCreateError),
-    /// A ring could not be created.
+    /// A ring could not be created (also: a frame ring of `frames × record` blocks would
+    /// exceed the ring's largest capacity).
     #[error(transparent)]
     Ring(RingError),
 }
@@ -225,7 +229,7 @@ pub struct WireCounters {
     pub events_refused_full: u64,
     /// Readiness notifications rung.
     pub readiness_rung: u64,
-    /// Hand-off failures (corrupt ring or slab; impossible in-process).
+    /// Hand-off failures (a corrupt ring or record; impossible in-process).
     pub internal_errors: u64,
 }
 
@@ -318,17 +322,11 @@ pub fn wire(
         });
     }
     let (tx_send, tx_recv) = frame_channel(
-        *b"wtx ",
         config.tx_frames_max,
         info.max_packet_size_bytes,
         info.max_packets_per_call,
     )?;
-    let (rx_send, rx_recv) = frame_channel(
-        *b"wrx ",
-        config.rx_frames_max,
-        info.max_packet_size_bytes,
-        1,
-    )?;
+    let (rx_send, rx_recv) = frame_channel(config.rx_frames_max, info.max_packet_size_bytes, 1)?;
     let events =
         Ring::<u32>::new(RingConfig::with_capacity(config.events_max)).map_err(WireError::Ring)?;
     let shared = Arc::new(Shared {
@@ -411,8 +409,8 @@ impl SimPort {
         ppm > 0 && self.rng.chance_ppm(ppm)
     }
 
-    /// Checks a write; `Err` with the reason and the counter to charge.
-    fn check_write(&mut self, frames: &[&[u8]]) -> Result<(), WriteError> {
+    /// Checks a write; `Ok` with its bytes, or `Err` with the reason (the counter charged).
+    fn check_write(&mut self, frames: &[&[u8]]) -> Result<usize, WriteError> {
         let n = frames.len() as u64;
         let c = &mut self.counters;
         if !self.shared.started.load(Ordering::Acquire) {
@@ -425,24 +423,31 @@ impl SimPort {
                 count: frames.len(),
             });
         }
-        let bytes: usize = frames.iter().map(|f| f.len()).sum();
+        // One scan for the three per-frame facts; they are still judged in the order above.
+        let mut bytes = 0usize;
+        let mut too_big = None;
+        let mut runt = false;
+        for (index, f) in frames.iter().enumerate() {
+            bytes += f.len();
+            if f.len() > self.info.max_packet_size_bytes {
+                too_big = too_big.or(Some(index));
+            }
+            runt |= f.len() < ETHERNET_HEADER_BYTES;
+        }
         if bytes > self.info.max_bytes_per_call {
             c.frames_refused_limits += n;
             return Err(WriteError::TooManyBytes { bytes });
         }
-        if let Some(index) = frames
-            .iter()
-            .position(|f| f.len() > self.info.max_packet_size_bytes)
-        {
+        if let Some(index) = too_big {
             c.frames_refused_too_big += n;
             return Err(WriteError::PacketTooBig { index });
         }
-        if frames.iter().any(|f| f.len() < ETHERNET_HEADER_BYTES) {
+        if runt {
             c.frames_refused_runt += n;
             return Err(WriteError::Failed);
         }
         if frames.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let faults = self.faults;
         if self.draw(faults.failure_ppm) {
@@ -457,7 +462,7 @@ impl SimPort {
             self.counters.frames_injected_busy += n;
             return Err(WriteError::Busy);
         }
-        Ok(())
+        Ok(bytes)
     }
 }
 
@@ -482,7 +487,7 @@ impl HardwarePort for SimPort {
     fn write_frames(&mut self, frames: &[&[u8]]) -> Result<usize, WriteError> {
         self.counters.write_calls += 1;
         self.counters.frames_offered += frames.len() as u64;
-        self.check_write(frames)?;
+        let bytes = self.check_write(frames)?;
         if frames.is_empty() {
             return Ok(0);
         }
@@ -493,17 +498,13 @@ impl HardwarePort for SimPort {
                 self.counters.frames_refused_busy += n;
                 return Err(WriteError::Busy);
             }
-            Err(ChannelError::SlabExhausted) => {
-                self.counters.frames_refused_internal += n;
-                return Err(WriteError::Busy);
-            }
             Err(ChannelError::Corrupted) => {
                 self.counters.frames_refused_internal += n;
                 return Err(WriteError::Failed);
             }
         }
         self.counters.frames_accepted += n;
-        self.counters.bytes_accepted += frames.iter().map(|f| f.len() as u64).sum::<u64>();
+        self.counters.bytes_accepted += bytes as u64;
         if self.tx.take_wakeup() && ring_slot(&self.shared.doorbell) {
             self.counters.doorbells_rung += 1;
         }
