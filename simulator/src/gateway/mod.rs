@@ -207,6 +207,11 @@ impl GatewayConfig {
 pub struct GatewayDrops {
     /// Shorter than an Ethernet header.
     pub malformed_frame: u64,
+    /// A repeated SYN for a connection a service already holds. smoltcp would hand it to
+    /// another listening slot and open a second connection on the same four-tuple, whose
+    /// RST would kill the first; a real stack treats it as part of the existing connection,
+    /// and the holding socket retransmits its own SYN-ACK, so dropping it is safe.
+    pub duplicate_syn: u64,
     /// A bad ARP packet.
     pub malformed_arp: u64,
     /// A bad IPv4 header or checksum, or a transport header that does not parse.
@@ -305,6 +310,7 @@ impl GatewayDrops {
         let d = *self;
         [
             d.malformed_frame,
+            d.duplicate_syn,
             d.malformed_arp,
             d.malformed_ipv4,
             d.malformed_dhcp,
@@ -750,6 +756,10 @@ impl Gateway {
         };
         if s.dev.rx.len() >= stack::DEVICE_QUEUE_PACKETS_MAX {
             self.counters.drops.queue_full += 1;
+            return;
+        }
+        if s.is_duplicate_syn(&pkt) {
+            self.counters.drops.duplicate_syn += 1;
             return;
         }
         s.dev.rx.push_back(pkt);

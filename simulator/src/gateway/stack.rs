@@ -9,7 +9,10 @@ use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::{tcp, udp};
 use smoltcp::time::{Duration, Instant};
-use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint};
+use smoltcp::wire::{
+    HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint, IpProtocol, Ipv4Packet,
+    TcpPacket,
+};
 
 use crate::pattern::{fill_pattern, Digest};
 
@@ -371,6 +374,30 @@ impl ServiceStack {
     /// The sink reports so far.
     pub(crate) fn reports(&self) -> &[SinkReport] {
         &self.reports
+    }
+
+    /// Whether `pkt` (an IPv4 packet) is a SYN for a four-tuple one of this stack's service
+    /// sockets already holds (a duplicated or retransmitted SYN).
+    pub(crate) fn is_duplicate_syn(&self, pkt: &[u8]) -> bool {
+        let Ok(ip) = Ipv4Packet::new_checked(pkt) else {
+            return false;
+        };
+        if ip.next_header() != IpProtocol::Tcp {
+            return false;
+        }
+        let Ok(seg) = TcpPacket::new_checked(ip.payload()) else {
+            return false;
+        };
+        if !seg.syn() || seg.ack() {
+            return false;
+        }
+        let remote = IpEndpoint::new(IpAddress::Ipv4(ip.src_addr()), seg.src_port());
+        self.tcp.iter().flat_map(|svc| &svc.slots).any(|slot| {
+            let s = self.sockets.get::<tcp::Socket>(slot.handle);
+            s.state() != tcp::State::Listen
+                && s.remote_endpoint() == Some(remote)
+                && s.local_endpoint().is_some_and(|l| l.port == seg.dst_port())
+        })
     }
 
     /// Runs the interface and the services once. Returns whether anything moved.

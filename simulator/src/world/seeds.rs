@@ -7,7 +7,9 @@ use std::fmt;
 use crate::checkers::CheckReport;
 use crate::faults::FaultPlan;
 use crate::rng::SimRng;
-use crate::vmnet::OperatingMode;
+use crate::vmnet::{
+    Estimate, EventTrigger, OperatingMode, OverLimit, PACKETS_PER_CALL_MAX_DOCUMENTED,
+};
 
 use super::script::{Script, Step, Target};
 use super::{World, WorldConfig};
@@ -99,13 +101,25 @@ pub fn run_world(config: WorldConfig, mode: Mode) -> Result<Outcome, Failure> {
     Ok(Outcome { world, checks })
 }
 
-/// The world a seed draws: shared mode, one or two nodes, the seed's fault plan; each node
-/// leases, pings the gateway, streams TCP to the outside sink and probes UDP echo.
+/// The world a seed draws: shared (most seeds) or host mode, one to three nodes, vmnet's
+/// unsettled behaviours (event trigger, estimate accuracy, 200 or 256 packets per call, what
+/// an over-limit call does) and the seed's fault plan. Each node leases, pings the gateway,
+/// streams 16 KiB to 1 MiB of TCP (to the outside sink through NAT in shared mode, to the
+/// host's sink in host mode) and probes UDP echo.
 pub fn seed_config(seed: u64) -> WorldConfig {
     let mut rng = SimRng::new(seed).fork("seed-runner");
     let faults = FaultPlan::draw(&mut rng);
-    let nodes = 1 + rng.below(2) as usize;
-    let total_bytes = 16 * 1024 + rng.below(112 * 1024);
+    let mode = if rng.chance_ppm(300_000) {
+        OperatingMode::Host
+    } else {
+        OperatingMode::Shared
+    };
+    let target = match mode {
+        OperatingMode::Shared => Target::Outside,
+        _ => Target::Gateway,
+    };
+    let nodes = 1 + rng.below(3) as usize;
+    let total_bytes = 16 * 1024 + rng.below(1024 * 1024 - 16 * 1024);
     let mut script: Script = vec![Step::AwaitLease];
     if let (Some(stop_ns), resume) = (
         faults.stack.stop_reposting_at_ns,
@@ -128,25 +142,48 @@ pub fn seed_config(seed: u64) -> WorldConfig {
             interval_ns: 20_000_000,
         },
         Step::TcpSend {
-            target: Target::Outside,
+            target,
             port: 9,
             total_bytes,
             seed: seed ^ 0x5eed,
         },
         Step::UdpProbe {
-            target: Target::Outside,
+            target,
             port: 7,
             count: 16,
             echoes_min: 1,
             len_bytes: 200,
         },
     ]);
-    let mut config = WorldConfig::new(seed, OperatingMode::Shared, nodes, &script);
+    let mut config = WorldConfig::new(seed, mode, nodes, &script);
     for (i, n) in config.nodes.iter_mut().enumerate() {
         let k = n.script.len() - 2;
         if let Step::TcpSend { seed: s, .. } = &mut n.script[k] {
             *s ^= (i as u64) << 40;
         }
+    }
+    let knobs = &mut config.knobs;
+    knobs.event_trigger = if rng.chance_ppm(500_000) {
+        EventTrigger::Edge
+    } else {
+        EventTrigger::Level
+    };
+    knobs.estimate = match rng.below(4) {
+        0 => Estimate::Exact,
+        1 => Estimate::Capped {
+            packets_max: 1 + rng.below(32),
+        },
+        2 => Estimate::ArrivalsOnly,
+        _ => Estimate::Jitter {
+            error_max: 1 + rng.below(16),
+        },
+    };
+    if rng.chance_ppm(500_000) {
+        knobs.read_packets_max = PACKETS_PER_CALL_MAX_DOCUMENTED;
+        knobs.write_packets_max = PACKETS_PER_CALL_MAX_DOCUMENTED;
+    }
+    if rng.chance_ppm(250_000) {
+        knobs.over_limit = OverLimit::Clamp;
     }
     config.faults = faults;
     config
