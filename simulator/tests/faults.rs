@@ -15,7 +15,7 @@ fn frame(seq: u32) -> Vec<u8> {
     let mut f = vec![0u8; 64];
     f[..6].copy_from_slice(&[0xff; 6]);
     f[6..10].copy_from_slice(&seq.to_be_bytes());
-    f[12..14].copy_from_slice(&[0x88, 0xb5]);
+    f[12..14].copy_from_slice(&[0x08, 0x00]); // IPv4: the only frames corruption touches
     f[CORRUPT_SKIP_BYTES..CORRUPT_SKIP_BYTES + 4].copy_from_slice(&seq.to_be_bytes());
     f
 }
@@ -122,6 +122,29 @@ fn reorders_and_delay_jitter_are_caught_unless_allowed() {
         assert_eq!(order.check(false, true), Ok(()));
         assert_eq!(c.delivered, u64::from(FRAMES));
     }
+}
+
+#[test]
+fn only_ipv4_frames_are_corrupted() {
+    // ARP has no checksum (and vmnet frames no FCS): corrupting it could not be detected.
+    let mut link = FaultyLink::new(
+        WireFaults {
+            corrupt_ppm: 1_000_000,
+            ..WireFaults::NONE
+        },
+        SimRng::new(5),
+    );
+    let mut arp = frame(1);
+    arp[12..14].copy_from_slice(&[0x08, 0x06]);
+    link.push(0, &arp);
+    let mut ipv4 = frame(2);
+    ipv4[12..14].copy_from_slice(&[0x08, 0x00]);
+    link.push(0, &ipv4);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    assert!(link.pop(0, &mut a) && link.pop(0, &mut b));
+    assert_eq!(a, arp, "the ARP frame is untouched");
+    assert_ne!(b, ipv4, "the IPv4 frame is corrupted");
+    assert_eq!(link.counters().corrupted, 1);
 }
 
 #[test]

@@ -66,7 +66,8 @@ fn corruption_never_touches_the_ethernet_header() {
         ..WireFaults::NONE
     };
     let mut link = FaultyLink::new(faults, SimRng::new(3));
-    let original: Vec<u8> = (0..100u8).collect();
+    let mut original: Vec<u8> = (0..100u8).collect();
+    original[12..14].copy_from_slice(&[0x08, 0x00]); // IPv4: the only frames corrupted
     for _ in 0..200 {
         link.push(0, &original);
     }

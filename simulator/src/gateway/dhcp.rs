@@ -208,14 +208,24 @@ impl DhcpServer {
                     counters.drops.dhcp_pool_exhausted += 1;
                     return None;
                 };
-                self.leases.insert(
-                    mac,
-                    Lease {
-                        addr,
-                        expires_ns: now_ns.saturating_add(OFFER_HOLD_NS),
-                        bound: false,
-                    },
-                );
+                // A DISCOVER from a client that already holds a binding on this address (a
+                // late or duplicated DISCOVER, or a client restarting) is offered the same
+                // address; the binding stays as it is until a REQUEST, RELEASE or expiry
+                // changes it, as a server keeps its bindings.
+                let bound_here = self
+                    .leases
+                    .get(&mac)
+                    .is_some_and(|l| l.bound && l.addr == addr);
+                if !bound_here {
+                    self.leases.insert(
+                        mac,
+                        Lease {
+                            addr,
+                            expires_ns: now_ns.saturating_add(OFFER_HOLD_NS),
+                            bound: false,
+                        },
+                    );
+                }
                 Answer::Offer(addr)
             }
             DhcpMessageType::Request => {

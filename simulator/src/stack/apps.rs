@@ -227,6 +227,7 @@ pub(crate) struct UdpProbe {
     pub(crate) count: u16,
     pub(crate) len_bytes: usize,
     pub(crate) seed: u64,
+    pub(crate) interval_ns: u64,
     pub(crate) next_send_ns: Option<u64>,
     pub(crate) last_send_ns: u64,
     pub(crate) sent: u16,
@@ -632,7 +633,7 @@ fn drive_udp_probe(
         p.last_send_ns = now_ns;
         report.datagrams_sent += 1;
         report.bytes_sent += p.len_bytes as u64;
-        p.next_send_ns = (p.sent < p.count).then(|| at.saturating_add(UDP_PROBE_INTERVAL_NS));
+        p.next_send_ns = (p.sent < p.count).then(|| at.saturating_add(p.interval_ns));
         moved = true;
     }
     if report.echoes_received == u64::from(p.count)

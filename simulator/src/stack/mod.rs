@@ -561,6 +561,18 @@ impl OsStack {
         len_bytes: usize,
         seed: u64,
     ) -> AppId {
+        self.udp_probe_every(dst, count, len_bytes, seed, apps::UDP_PROBE_INTERVAL_NS)
+    }
+
+    /// As [`OsStack::udp_probe`], one datagram every `interval_ns`.
+    pub fn udp_probe_every(
+        &mut self,
+        dst: SocketAddrV4,
+        count: u16,
+        len_bytes: usize,
+        seed: u64,
+        interval_ns: u64,
+    ) -> AppId {
         if self.apps.len() >= APPS_MAX {
             return AppId::NONE;
         }
@@ -578,6 +590,7 @@ impl OsStack {
                 count,
                 len_bytes,
                 seed,
+                interval_ns,
                 next_send_ns: None,
                 last_send_ns: 0,
                 sent: 0,

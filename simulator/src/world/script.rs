@@ -65,8 +65,8 @@ pub enum Step {
         /// The sink's port.
         port: u16,
     },
-    /// Send `count` UDP datagrams of `len_bytes` to an echo server at `target:port`; passes
-    /// with at least `echoes_min` intact echoes.
+    /// Send `count` UDP datagrams of `len_bytes` to an echo server at `target:port`, one every
+    /// `interval_ns`; passes with at least `echoes_min` intact echoes.
     UdpProbe {
         /// The echo server.
         target: Target,
@@ -78,6 +78,8 @@ pub enum Step {
         echoes_min: u16,
         /// Payload size.
         len_bytes: usize,
+        /// Time between datagrams.
+        interval_ns: u64,
     },
     /// Submit a raw frame of `len_bytes` straight on Tx submission, past the stack's TCP/IP:
     /// an OS handing the driver a malformed frame (a runt, or one over the port's packet
@@ -354,6 +356,7 @@ impl ScriptRunner {
                 count,
                 echoes_min,
                 len_bytes,
+                interval_ns,
             } => {
                 let seed = u64::from(port) ^ (self.node as u64) << 32;
                 self.run_app(
@@ -361,7 +364,15 @@ impl ScriptRunner {
                     now_ns,
                     board,
                     target,
-                    |s, dst| s.udp_probe(SocketAddrV4::new(dst, port), count, len_bytes, seed),
+                    |s, dst| {
+                        s.udp_probe_every(
+                            SocketAddrV4::new(dst, port),
+                            count,
+                            len_bytes,
+                            seed,
+                            interval_ns,
+                        )
+                    },
                     move |r| {
                         if r.echoes_received >= u64::from(echoes_min) {
                             Ok(())

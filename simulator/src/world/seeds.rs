@@ -153,6 +153,8 @@ pub fn seed_config(seed: u64) -> WorldConfig {
             count: 16,
             echoes_min: 1,
             len_bytes: 200,
+            // Spread over 160 ms, longer than any drawn link flap.
+            interval_ns: 10_000_000,
         },
     ]);
     let mut config = WorldConfig::new(seed, mode, nodes, &script);
