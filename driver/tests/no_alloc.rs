@@ -170,7 +170,7 @@ fn steady_state_datapath_allocates_nothing() {
                 let Ok(mut p) = pool.allocate(Owner::System) else {
                     break;
                 };
-                let len = if (*sent + batch.len() as u64) % 2 == 0 {
+                let len = if (*sent + batch.len() as u64).is_multiple_of(2) {
                     64
                 } else {
                     1514

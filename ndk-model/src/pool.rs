@@ -1293,7 +1293,7 @@ fn check_fits(
     let fits = offset_bytes
         .checked_add(len_bytes)
         .is_some_and(|end| end <= region.len_bytes());
-    if !fits || offset_bytes % 4096 != 0 {
+    if !fits || !offset_bytes.is_multiple_of(4096) {
         return Err(PoolCreateError::DoesNotFit {
             offset_bytes,
             len_bytes,

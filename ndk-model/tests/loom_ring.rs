@@ -120,7 +120,7 @@ fn batches(name: &str, start_index: u32) {
                     continue;
                 }
                 let n = chunk.len();
-                if round % 2 == 0 {
+                if round.is_multiple_of(2) {
                     for i in 0..n {
                         chunk.write(i, 100 + sent + i);
                     }
@@ -144,7 +144,7 @@ fn batches(name: &str, start_index: u32) {
             }
             let n = chunk.len();
             let mut got = [0u32; 3];
-            if round % 2 == 0 {
+            if round.is_multiple_of(2) {
                 for i in 0..n {
                     got[i as usize] = chunk.get(i);
                 }

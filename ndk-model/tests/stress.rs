@@ -209,7 +209,7 @@ fn ring_moves_100m_items_in_order() {
                     value = value.wrapping_add(1);
                 }
                 let ready = chunk.len();
-                let keep = if ready > 1 && want % 3 == 0 {
+                let keep = if ready > 1 && want.is_multiple_of(3) {
                     ready / 2
                 } else {
                     ready

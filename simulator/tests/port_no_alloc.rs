@@ -123,7 +123,7 @@ fn sim_port_loopback_allocates_nothing_in_steady_state() {
                 let Ok(mut p) = pool.allocate(Owner::System) else {
                     break;
                 };
-                let len = if (*sent + batch.len() as u64) % 2 == 0 {
+                let len = if (*sent + batch.len() as u64).is_multiple_of(2) {
                     64
                 } else {
                     1514

@@ -553,7 +553,7 @@ fn locate<T>(
     let fits = offset_bytes
         .checked_add(len_bytes)
         .is_some_and(|end| end <= region.len_bytes());
-    if !fits || offset_bytes % std::mem::align_of::<RingHeader>() != 0 {
+    if !fits || !offset_bytes.is_multiple_of(std::mem::align_of::<RingHeader>()) {
         return Err(RingError::DoesNotFit {
             offset_bytes,
             len_bytes,

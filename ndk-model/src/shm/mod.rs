@@ -183,7 +183,7 @@ impl Region {
             self.len_bytes
         );
         assert!(
-            offset_bytes % std::mem::align_of::<T>() == 0,
+            offset_bytes.is_multiple_of(std::mem::align_of::<T>()),
             "layout bug: offset {offset_bytes} is not aligned for {}",
             std::any::type_name::<T>()
         );

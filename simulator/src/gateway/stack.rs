@@ -31,7 +31,7 @@ const CHUNK_BYTES: usize = 4096;
 /// Bound on socket-call rounds per socket per service pass.
 const ROUNDS_MAX: usize = 64;
 /// A host client's connection gives up after this long without progress (smoltcp's timeout).
-const CLIENT_TIMEOUT_S: u64 = 30;
+const CLIENT_TIMEOUT_S: u64 = 600;
 
 /// The body the outside web host sends for `GET /`.
 pub const OUTSIDE_WEB_BODY: &str = "vnic outside web host: hello through the NAT\n";

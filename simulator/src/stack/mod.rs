@@ -59,11 +59,14 @@ pub const APPS_MAX: usize = 64;
 pub const TCP_BUFFER_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// ... and to at least this.
 pub const TCP_BUFFER_BYTES_MIN: usize = 1024;
-/// smoltcp's TCP timeout: a connection that gets no ACK for this long aborts.
-pub const TCP_TIMEOUT_S: u64 = 60;
-/// TCP keep-alive interval. smoltcp 0.12 has no zero-window probe (persist timer): a lost
-/// window update after a zero window stalls the sender until [`TCP_TIMEOUT_S`]. A keep-alive
-/// on an idle timer makes the peer answer with its current window, which stands in for it.
+/// smoltcp's TCP timeout: a connection that gets no ACK for this long aborts. smoltcp 0.13
+/// follows RFC 6298 (RTO at least 1 s, doubling up to 60 s), so a few losses of one segment
+/// can take minutes to repair; the timeout leaves room for that.
+pub const TCP_TIMEOUT_S: u64 = 600;
+/// TCP keep-alive interval. smoltcp 0.12 had no zero-window probe (persist timer): a lost
+/// window update after a zero window stalled the sender until [`TCP_TIMEOUT_S`]; a keep-alive
+/// on an idle timer makes the peer answer with its current window. Kept with smoltcp 0.13,
+/// whose probes back off like its RTO.
 pub const TCP_KEEP_ALIVE_MS: u64 = 250;
 /// When a poll did nothing at `t`, a smoltcp deadline at or before `t` is stale (smoltcp 0.12
 /// keeps reporting a silenced socket's past `silent_until` while its neighbour stays

@@ -120,7 +120,7 @@ impl WorldConfig {
             pool_packets: 1024,
             queue_capacity: 256,
             host: Vec::new(),
-            sim_time_ns_max: 600_000_000_000,
+            sim_time_ns_max: 3_600_000_000_000,
             inject_to_nic: Vec::new(),
             flaps: Vec::new(),
         }
