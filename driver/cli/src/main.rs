@@ -21,7 +21,7 @@ use vnic_driver::demo::{self, DemoConfig};
 use vnic_sim::checkers;
 use vnic_sim::vmnet::OperatingMode;
 use vnic_sim::world::script::{Step, Target};
-use vnic_sim::world::seeds::{self, Mode};
+use vnic_sim::world::seeds;
 use vnic_sim::world::{World, WorldConfig};
 
 /// vnic: a virtual Ethernet NIC on a model of Apple's NetworkingDriverKit, over vmnet.
@@ -297,28 +297,32 @@ fn summary(world: &World, bytes: u64, elapsed_s: f64) {
 }
 
 fn sim(seed: u64, count: u64) -> ExitCode {
+    // Written with `writeln!`, not `println!`: a closed pipe (`vnic sim … | head`) ends the
+    // run quietly instead of panicking.
+    let mut out = std::io::stdout().lock();
     let mut passed = 0u64;
     for s in seed..seed.saturating_add(count) {
-        match seeds::run_seed(s) {
+        let line = match seeds::run_seed(s) {
             Ok(o) => {
                 passed += 1;
-                println!(
+                format!(
                     "seed {s}: ok ({} checks, {} rounds, {:.3} s simulated) [faults: {}]",
                     o.checks.checks_run,
                     o.world.rounds,
                     o.world.now_ns as f64 / 1e9,
                     o.world.config.faults.describe()
-                );
+                )
             }
             Err(f) => {
-                println!("{f}");
-                println!("{passed} passed, 1 failed");
+                let _ = writeln!(out, "{f}\n{passed} passed, 1 failed");
                 return ExitCode::FAILURE;
             }
+        };
+        if writeln!(out, "{line}").is_err() {
+            return ExitCode::FAILURE;
         }
     }
-    println!("{passed} passed, 0 failed");
-    let _ = Mode::Deterministic;
+    let _ = writeln!(out, "{passed} passed, 0 failed");
     ExitCode::SUCCESS
 }
 
