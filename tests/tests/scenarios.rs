@@ -12,7 +12,7 @@ use vnic_sim::pattern::Digest;
 use vnic_sim::stack::Addressing;
 use vnic_sim::vmnet::{mac_from_interface_id, GuestId, OperatingMode, StartError, VmnetReturn};
 use vnic_sim::world::network::FlapTrigger;
-use vnic_sim::world::script::{HostStep, Script, Step, Target};
+use vnic_sim::world::script::{self, HostStep, Script, Step, Target};
 use vnic_sim::world::seeds::Outcome;
 use vnic_sim::world::{node_interface_id, BuildError, NodeSpec, World, WorldConfig};
 use vnic_tests::run_both;
@@ -20,21 +20,7 @@ use vnic_tests::run_both;
 const MIB: u64 = 1024 * 1024;
 
 fn lease_ping_send(target: Target, total_bytes: u64) -> Script {
-    vec![
-        Step::AwaitLease,
-        Step::Ping {
-            target: Target::Gateway,
-            count: 4,
-            replies_min: 4,
-            interval_ns: 10_000_000,
-        },
-        Step::TcpSend {
-            target,
-            port: 9,
-            total_bytes,
-            seed: 77,
-        },
-    ]
+    script::lease_ping_send(target, total_bytes, 77)
 }
 
 fn assert_streams_intact(o: &Outcome, streams_min: usize) {

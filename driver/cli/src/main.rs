@@ -20,7 +20,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use vnic_driver::demo::{self, DemoConfig};
 use vnic_sim::checkers;
 use vnic_sim::vmnet::OperatingMode;
-use vnic_sim::world::script::{Step, Target};
+use vnic_sim::world::script::{lease_ping_send, Step, Target};
 use vnic_sim::world::seeds;
 use vnic_sim::world::{World, WorldConfig};
 
@@ -116,22 +116,7 @@ fn run(bytes: u64, mode: NetMode, deterministic: bool, seed: u64, timeout_s: u64
         ),
         NetMode::Host => (OperatingMode::Host, Target::Gateway, "the host"),
     };
-    let script = vec![
-        Step::AwaitLease,
-        Step::Ping {
-            target: Target::Gateway,
-            count: 4,
-            replies_min: 4,
-            interval_ns: 10_000_000,
-        },
-        Step::TcpSend {
-            target,
-            port: 9,
-            total_bytes: bytes,
-            seed,
-        },
-    ];
-    let config = WorldConfig::new(seed, op_mode, 1, &script);
+    let config = WorldConfig::new(seed, op_mode, 1, &lease_ping_send(target, bytes, seed));
     println!(
         "vnic run: the vnic driver on a simulated {}-mode vmnet network ({}), seed {seed}",
         match mode {

@@ -100,6 +100,26 @@ pub enum Step {
 /// A node's script.
 pub type Script = Vec<Step>;
 
+/// The main job's script: wait for a DHCP lease, ping the gateway four times (all four must
+/// answer), then stream `total_bytes` of the pattern for `seed` to the sink on `target:9`.
+pub fn lease_ping_send(target: Target, total_bytes: u64, seed: u64) -> Script {
+    vec![
+        Step::AwaitLease,
+        Step::Ping {
+            target: Target::Gateway,
+            count: 4,
+            replies_min: 4,
+            interval_ns: 10_000_000,
+        },
+        Step::TcpSend {
+            target,
+            port: 9,
+            total_bytes,
+            seed,
+        },
+    ]
+}
+
 /// What a finished (or failed) step reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepOutcome {
