@@ -1,5 +1,6 @@
 //! The vnic virtual Ethernet NIC.
 //!
+//! - [`attach`]: bringing a NIC up on a pool (queues, service, registration, enable);
 //! - [`clock`]: the time seam ([`clock::Clock`]) and the one wall clock;
 //! - [`port`]: the hardware-port seam ([`port::HardwarePort`]) and its fake;
 //! - [`nic`]: [`nic::VirtualEthernet`], the NIC, on ndk-model's Ethernet service;
@@ -11,6 +12,7 @@
 //! the OS on Rx completion.
 #![deny(unsafe_code)]
 
+pub mod attach;
 pub mod clock;
 pub mod counters;
 pub mod demo;

@@ -7,15 +7,12 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use ndk_model::ethernet::{EthernetService, MacAddress};
-use ndk_model::link::MediaType;
+use ndk_model::ethernet::MacAddress;
 use ndk_model::notify::Notifier;
 use ndk_model::packet::Packet;
 use ndk_model::pool::{Owner, PacketBufferPool, PoolConfig};
-use ndk_model::queue::{
-    RxCompletionQueue, RxSubmissionQueue, TxCompletionQueue, TxSubmissionQueue,
-};
-use vnic_driver::nic::{DriverQueues, NicConfig, VirtualEthernet};
+use vnic_driver::attach::{attach, AttachedNic};
+use vnic_driver::nic::NicConfig;
 use vnic_driver::port::{HardwarePort, PortEvent, PortInfo, ReadError, StartError, WriteError};
 
 struct Counting;
@@ -114,17 +111,6 @@ fn steady_state_datapath_allocates_nothing() {
     let mac = MacAddress([0x02, 0, 0, 0, 0, 1]);
     let info = PortInfo::vmnet_documented(mac);
     let pool = PacketBufferPool::create(PoolConfig::new(*b"noal", 2048, 2048)).unwrap();
-    let rxs = RxSubmissionQueue::create(&pool, 256, 0).unwrap();
-    let rxc = RxCompletionQueue::create(&pool, 256, 1).unwrap();
-    let txs = TxSubmissionQueue::create(&pool, 256, 2).unwrap();
-    let txc = TxCompletionQueue::create(&pool, 256, 3).unwrap();
-    let mut service = EthernetService::default();
-    service
-        .report_available_media_types(&[MediaType::ETHERNET_AUTO, MediaType::ETHERNET_10GBASE_T])
-        .unwrap();
-    let mut iface = service
-        .register_ethernet_interface(mac, &pool, &[&rxs, &rxc, &txs, &txc])
-        .unwrap();
     let port = LoopPort {
         info,
         slots: vec![[0; FRAME_MAX]; SLOTS],
@@ -132,14 +118,11 @@ fn steady_state_datapath_allocates_nothing() {
         head: 0,
         len: 0,
     };
-    let queues = DriverQueues {
-        tx_submission: txs,
-        tx_completion: txc,
-        rx_submission: rxs,
-        rx_completion: rxc,
-    };
-    let mut nic = VirtualEthernet::new(port, queues, NicConfig::default()).unwrap();
-    service.set_interface_enable(&mut nic, true).unwrap();
+    let AttachedNic {
+        mut nic,
+        mut service,
+        mut iface,
+    } = attach(port, &pool, 256, NicConfig::default()).unwrap();
 
     let mut template = [0u8; 1514];
     template[..6].copy_from_slice(&mac.0);

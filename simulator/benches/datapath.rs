@@ -36,13 +36,10 @@ use std::thread;
 use std::time::Instant;
 
 use ndk_model::ethernet::{EthernetInterface, EthernetService, MacAddress};
-use ndk_model::link::MediaType;
 use ndk_model::packet::Packet;
 use ndk_model::pool::{Owner, PacketBufferPool, PoolCache, PoolConfig};
-use ndk_model::queue::{
-    RxCompletionQueue, RxSubmissionQueue, TxCompletionQueue, TxSubmissionQueue,
-};
-use vnic_driver::nic::{DriverQueues, NicConfig, VirtualEthernet};
+use vnic_driver::attach::{attach, AttachedNic};
+use vnic_driver::nic::{NicConfig, VirtualEthernet};
 use vnic_driver::port::{HardwarePort, PortInfo};
 use vnic_sim::faults::PortFaults;
 use vnic_sim::port::{wire, SimPort, WireConfig, WireEnd};
@@ -144,23 +141,6 @@ fn rig() -> Rig {
     )
     .expect("wire");
     let pool = PacketBufferPool::create(PoolConfig::new(*b"bnch", POOL_PACKETS, 2048)).unwrap();
-    let rxs = RxSubmissionQueue::create(&pool, QUEUE_CAPACITY, 0).unwrap();
-    let rxc = RxCompletionQueue::create(&pool, QUEUE_CAPACITY, 1).unwrap();
-    let txs = TxSubmissionQueue::create(&pool, QUEUE_CAPACITY, 2).unwrap();
-    let txc = TxCompletionQueue::create(&pool, QUEUE_CAPACITY, 3).unwrap();
-    let mut service = EthernetService::default();
-    service
-        .report_available_media_types(&[MediaType::ETHERNET_AUTO, MediaType::ETHERNET_10GBASE_T])
-        .unwrap();
-    let iface = service
-        .register_ethernet_interface(MAC, &pool, &[&rxs, &rxc, &txs, &txc])
-        .unwrap();
-    let queues = DriverQueues {
-        tx_submission: txs,
-        tx_completion: txc,
-        rx_submission: rxs,
-        rx_completion: rxc,
-    };
     // A sink that falls behind makes the port say Busy; with the default 8 retries (when
     // they were immediate, within one pass) the driver dropped most 64-byte frames
     // (measured: >90 %), which would count drops as throughput. Retrying (almost) without limit turns Busy into backpressure instead.
@@ -168,8 +148,11 @@ fn rig() -> Rig {
         tx_busy_retries_max: 1 << 20,
         ..NicConfig::default()
     };
-    let mut nic = VirtualEthernet::new(port, queues, config).unwrap();
-    service.set_interface_enable(&mut nic, true).unwrap();
+    let AttachedNic {
+        nic,
+        service,
+        iface,
+    } = attach(port, &pool, QUEUE_CAPACITY, config).unwrap();
     Rig {
         pool,
         iface,

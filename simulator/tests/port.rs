@@ -4,15 +4,12 @@
 
 use std::sync::Arc;
 
-use ndk_model::ethernet::{EthernetService, MacAddress};
-use ndk_model::link::MediaType;
+use ndk_model::ethernet::MacAddress;
 use ndk_model::notify::{FakeNotifier, Notifier};
 use ndk_model::packet::Packet;
 use ndk_model::pool::{Owner, PacketBufferPool, PoolConfig};
-use ndk_model::queue::{
-    RxCompletionQueue, RxSubmissionQueue, TxCompletionQueue, TxSubmissionQueue,
-};
-use vnic_driver::nic::{DriverQueues, NicConfig, VirtualEthernet};
+use vnic_driver::attach::{attach, AttachedNic};
+use vnic_driver::nic::NicConfig;
 use vnic_driver::port::{HardwarePort, PortEvent, PortInfo, ReadError, WriteError};
 use vnic_sim::faults::PortFaults;
 use vnic_sim::port::{wire, RxFull, SimPort, WireConfig, WireEnd, WireError};
@@ -426,25 +423,11 @@ fn virtual_ethernet_loopback_through_the_wire() {
     )
     .unwrap();
     let pool = PacketBufferPool::create(PoolConfig::new(*b"loop", 2048, 2048)).unwrap();
-    let rxs = RxSubmissionQueue::create(&pool, 256, 0).unwrap();
-    let rxc = RxCompletionQueue::create(&pool, 256, 1).unwrap();
-    let txs = TxSubmissionQueue::create(&pool, 256, 2).unwrap();
-    let txc = TxCompletionQueue::create(&pool, 256, 3).unwrap();
-    let mut service = EthernetService::default();
-    service
-        .report_available_media_types(&[MediaType::ETHERNET_AUTO, MediaType::ETHERNET_10GBASE_T])
-        .unwrap();
-    let mut iface = service
-        .register_ethernet_interface(MAC, &pool, &[&rxs, &rxc, &txs, &txc])
-        .unwrap();
-    let queues = DriverQueues {
-        tx_submission: txs,
-        tx_completion: txc,
-        rx_submission: rxs,
-        rx_completion: rxc,
-    };
-    let mut nic = VirtualEthernet::new(port, queues, NicConfig::default()).unwrap();
-    service.set_interface_enable(&mut nic, true).unwrap();
+    let AttachedNic {
+        mut nic,
+        mut service,
+        mut iface,
+    } = attach(port, &pool, 256, NicConfig::default()).unwrap();
     assert!(end.is_started());
     let total = 3_000usize;
     let mut sent = 0usize;

@@ -7,18 +7,15 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
 use ndk_model::ethernet::{EthernetService, MacAddress};
-use ndk_model::link::MediaType;
 use ndk_model::notify::{FakeNotifier, Notifier};
 use ndk_model::pool::{Owner, PacketBufferPool, PoolConfig};
-use ndk_model::queue::{
-    RxCompletionQueue, RxSubmissionQueue, TxCompletionQueue, TxSubmissionQueue,
-};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     DhcpMessageType, DhcpPacket, DhcpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
     EthernetRepr, IpProtocol, Ipv4Cidr, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
 };
-use vnic_driver::nic::{DriverQueues, NicConfig, VirtualEthernet};
+use vnic_driver::attach::{attach, AttachedNic};
+use vnic_driver::nic::{NicConfig, VirtualEthernet};
 use vnic_driver::port::fake::FakePort;
 use vnic_driver::port::PortInfo;
 use vnic_sim::pattern::Digest;
@@ -75,26 +72,11 @@ fn node(spec: &NodeSpec, now_ns: u64) -> Node {
     let cap = spec.queue_capacity;
     let pool =
         PacketBufferPool::create(PoolConfig::new(*b"stck", spec.pool_packets, 2048)).unwrap();
-    let rxs = RxSubmissionQueue::create(&pool, cap, 0).unwrap();
-    let rxc = RxCompletionQueue::create(&pool, cap, 1).unwrap();
-    let txs = TxSubmissionQueue::create(&pool, cap, 2).unwrap();
-    let txc = TxCompletionQueue::create(&pool, cap, 3).unwrap();
-    let mut service = EthernetService::default();
-    let config = NicConfig::default();
-    service
-        .report_available_media_types(&[MediaType::ETHERNET_AUTO, config.media])
-        .unwrap();
-    let iface = service
-        .register_ethernet_interface(spec.mac, &pool, &[&rxs, &rxc, &txs, &txc])
-        .unwrap();
-    let queues = DriverQueues {
-        tx_submission: txs,
-        tx_completion: txc,
-        rx_submission: rxs,
-        rx_completion: rxc,
-    };
-    let mut nic = VirtualEthernet::new(FakePort::new(info), queues, config).unwrap();
-    service.set_interface_enable(&mut nic, true).unwrap();
+    let AttachedNic {
+        nic,
+        service,
+        iface,
+    } = attach(FakePort::new(info), &pool, cap, NicConfig::default()).unwrap();
     let doorbell = Arc::new(FakeNotifier::new());
     let mut cfg = StackConfig::new(spec.mac, spec.addressing, spec.seed);
     cfg.rx_buffers_target = spec.rx_buffers_target;

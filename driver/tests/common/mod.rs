@@ -4,12 +4,9 @@
 
 use ndk_model::error::IoReturn;
 use ndk_model::ethernet::{EthernetInterface, EthernetService, MacAddress};
-use ndk_model::link::MediaType;
 use ndk_model::pool::{Owner, PacketBufferPool, PoolConfig};
-use ndk_model::queue::{
-    RxCompletionQueue, RxSubmissionQueue, TxCompletionQueue, TxSubmissionQueue,
-};
-use vnic_driver::nic::{DriverQueues, NewError, NicConfig, VirtualEthernet};
+use vnic_driver::attach::{attach, AttachError, AttachedNic};
+use vnic_driver::nic::{NewError, NicConfig, VirtualEthernet};
 use vnic_driver::port::fake::FakePort;
 use vnic_driver::port::PortInfo;
 
@@ -39,25 +36,16 @@ pub fn try_rig(
         buffer_size_bytes,
     ))
     .unwrap();
-    let rxs = RxSubmissionQueue::create(&pool, queue_capacity, 0).unwrap();
-    let rxc = RxCompletionQueue::create(&pool, queue_capacity, 1).unwrap();
-    let txs = TxSubmissionQueue::create(&pool, queue_capacity, 2).unwrap();
-    let txc = TxCompletionQueue::create(&pool, queue_capacity, 3).unwrap();
-    let mut service = EthernetService::default();
-    service
-        .report_available_media_types(&[MediaType::ETHERNET_AUTO, config.media])
-        .unwrap();
-    let iface = service
-        .register_ethernet_interface(info.mac, &pool, &[&rxs, &rxc, &txs, &txc])
-        .unwrap();
-    let queues = DriverQueues {
-        tx_submission: txs,
-        tx_completion: txc,
-        rx_submission: rxs,
-        rx_completion: rxc,
+    let attached = match attach(FakePort::new(info), &pool, queue_capacity, config) {
+        Ok(a) => a,
+        Err(AttachError::Nic(e)) => return Err(e),
+        Err(e) => panic!("attach: {e}"),
     };
-    let mut nic = VirtualEthernet::new(FakePort::new(info), queues, config)?;
-    service.set_interface_enable(&mut nic, true).unwrap();
+    let AttachedNic {
+        nic,
+        service,
+        iface,
+    } = attached;
     Ok(Rig {
         pool,
         service,

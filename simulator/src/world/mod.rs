@@ -25,14 +25,11 @@ pub mod threaded;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use ndk_model::ethernet::{EthernetInterface, EthernetService, MacAddress};
-use ndk_model::link::MediaType;
+use ndk_model::ethernet::{EthernetService, MacAddress};
 use ndk_model::notify::{FakeNotifier, Notifier};
 use ndk_model::pool::{PacketBufferPool, PoolConfig};
-use ndk_model::queue::{
-    RxCompletionQueue, RxSubmissionQueue, TxCompletionQueue, TxSubmissionQueue,
-};
-use vnic_driver::nic::{DriverQueues, NicConfig, VirtualEthernet};
+use vnic_driver::attach::{attach, AttachedNic};
+use vnic_driver::nic::{NicConfig, VirtualEthernet};
 use vnic_driver::port::PortInfo;
 
 use crate::checkers::{self, CheckReport, Ledger, Violation};
@@ -376,29 +373,11 @@ impl World {
             } else {
                 (1u32 << (pool_packets / 4).max(2).ilog2()).max(2)
             };
-            let rxs = RxSubmissionQueue::create(&pool, cap, 0).map_err(|e| nic_err(i, e))?;
-            let rxc = RxCompletionQueue::create(&pool, cap, 1).map_err(|e| nic_err(i, e))?;
-            let txs = TxSubmissionQueue::create(&pool, cap, 2).map_err(|e| nic_err(i, e))?;
-            let txc = TxCompletionQueue::create(&pool, cap, 3).map_err(|e| nic_err(i, e))?;
-            let nic_config = NicConfig::default();
-            let mut service = EthernetService::default();
-            service
-                .report_available_media_types(&[MediaType::ETHERNET_AUTO, nic_config.media])
-                .map_err(|e| nic_err(i, format!("{e:?}")))?;
-            let iface: EthernetInterface = service
-                .register_ethernet_interface(mac, &pool, &[&rxs, &rxc, &txs, &txc])
-                .map_err(|e| nic_err(i, format!("{e:?}")))?;
-            let queues = DriverQueues {
-                tx_submission: txs,
-                tx_completion: txc,
-                rx_submission: rxs,
-                rx_completion: rxc,
-            };
-            let mut nic =
-                VirtualEthernet::new(port, queues, nic_config).map_err(|e| nic_err(i, e))?;
-            service
-                .set_interface_enable(&mut nic, true)
-                .map_err(|e| nic_err(i, format!("{e:?}")))?;
+            let AttachedNic {
+                nic,
+                service,
+                iface,
+            } = attach(port, &pool, cap, NicConfig::default()).map_err(|e| nic_err(i, e))?;
             let waker: Arc<dyn Notifier> = Arc::new(FakeNotifier::new());
             let mtu_bytes = p.mtu_bytes as usize;
             // The pool-exhaustion fault: hold all but one and a half queues' worth of the
